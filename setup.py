@@ -1,0 +1,37 @@
+"""tfrec: the YouTube two-stage recommender (Covington et al., 2016) on TensorFlow Recommenders."""
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+VERSION = re.search(r'__version__ = "([^"]+)"', Path("tfrec/__init__.py").read_text()).group(1)
+
+# Exact pins that install together on Python 3.11. scann 1.4.2's TF ops are built against exactly
+# tensorflow 2.20; TFRS 0.7.7 needs Keras 2, which tf-keras provides.
+INSTALL_REQUIRES = [
+    "tensorflow==2.20.0",
+    "tf-keras==2.20.1",
+    "tensorflow-recommenders==0.7.7",
+    "scann==1.4.2",
+    "tensorflow-datasets==4.9.10",
+    "numpy==2.4.6",
+    "pandas==3.1.1",
+    "pyarrow==26.0.1",
+    "pyyaml==6.0.4",
+    "matplotlib==3.11.2",
+]
+
+setup(
+    name="tfrec",
+    version=VERSION,
+    description=__doc__,
+    long_description=Path("README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["tfrec", "tfrec.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require={
+        "dev": ["pytest==9.2.0"],
+    },
+    entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
+)

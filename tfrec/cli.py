@@ -1,0 +1,58 @@
+"""The `tfrec` command."""
+import argparse
+import os
+import sys
+
+# Quiet TensorFlow's C++ start-up logging unless the user asked for it; set before TF loads.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tfrec  # noqa: E402  (selects Keras 2 before anything imports TensorFlow)
+from tfrec.config import ConfigError, load_config, to_dict  # noqa: E402
+from tfrec.data.errors import DataError  # noqa: E402
+from tfrec.data.fetch import DATASETS, FetchError, fetch_movielens_100k  # noqa: E402
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="tfrec", description=tfrec.__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tfrec {tfrec.__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a pipeline config (writes runs/<name>/)")
+    run.add_argument("config", help="pipeline YAML, e.g. pipelines/movielens_100k.yaml")
+    run.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
+    run.add_argument("--quiet", action="store_true", help="print only errors")
+
+    data = sub.add_parser("data", help="data commands")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    fetch = data_sub.add_parser("fetch", help="fetch a dataset into the cache (PyPI only)")
+    fetch.add_argument("dataset", choices=DATASETS)
+    fetch.add_argument("--cache-dir", default=None, help="default: $TFREC_CACHE or ~/.cache/tfrec")
+
+    config = sub.add_parser("config", help="config commands")
+    config_sub = config.add_subparsers(dest="config_command", required=True)
+    show = config_sub.add_parser("show", help="print a config with every default filled in")
+    show.add_argument("config")
+    return parser
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            from tfrec.pipeline import run_pipeline
+            config = load_config(args.config)
+            log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, flush=True))
+            run_pipeline(config, runs_dir=args.runs_dir, log=log)
+        elif args.command == "data":
+            print(fetch_movielens_100k(args.cache_dir))
+        elif args.command == "config":
+            import yaml
+            print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
+    except (ConfigError, DataError, FetchError) as err:
+        print(f"tfrec: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

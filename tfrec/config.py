@@ -1,0 +1,151 @@
+"""Pipeline configuration: typed dataclasses, loaded from YAML and validated before anything runs.
+
+An unknown key or a value of the wrong type is a `ConfigError` naming the key (with the nearest
+valid key when there is one) and the file.
+"""
+import dataclasses
+import difflib
+import re
+import typing
+
+import yaml
+
+from tfrec.features.candidate_examples import ExampleConfig
+
+DATA_FORMATS = ("recbole", "grouplens", "tfds", "events")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration file is invalid."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the events come from.
+
+    Args:
+      source: dataset name; "movielens-100k" can be fetched by `tfrec data fetch`.
+      format: recbole | grouplens | tfds | events (a folder of event Parquet files).
+      path: the folder to read; None fetches `source` into `cache_dir` (recbole format only).
+      cache_dir: fetch cache; None = $TFREC_CACHE or ~/.cache/tfrec.
+      tfds_data_dir: TFDS data_dir holding a prepared `movielens/100k-ratings` (format tfds).
+    """
+
+    source: str = "movielens-100k"
+    format: str = "recbole"
+    path: typing.Optional[str] = None
+    cache_dir: typing.Optional[str] = None
+    tfds_data_dir: typing.Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """P1 evaluation settings. ks: cut-offs for Recall@K."""
+
+    ks: typing.List[int] = (10, 50, 100)
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """A whole pipeline run; `name` names the folder runs/<name>/."""
+
+    name: str
+    data: DataConfig = DataConfig()
+    examples: ExampleConfig = ExampleConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+
+def _check_type(value, annotation, key, where):
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return value
+        return _check_type(value, next(a for a in options if a is not type(None)), key, where)
+    if origin in (list, typing.List):
+        (item,) = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: '{key}' must be a list, got {value!r}")
+        return tuple(_check_type(v, item, key, where) for v in value)
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, bool) or not isinstance(value, annotation):
+        raise ConfigError(f"{where}: '{key}' must be {annotation.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls, data, where, prefix=""):
+    """Build dataclass `cls` from a mapping, checking every key and type."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: '{prefix.rstrip('.') or 'config'}' must be a mapping, "
+                          f"got {data!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    hints = typing.get_type_hints(cls)
+    unknown = [k for k in data if k not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(str(key), fields, n=1)
+        hint = f"; did you mean '{prefix}{close[0]}'?" if close else \
+            f"; valid keys: {sorted(fields)}"
+        raise ConfigError(f"{where}: unknown key '{prefix}{key}'{hint}")
+    kwargs = {}
+    for name, value in data.items():
+        annotation = hints[name]
+        if dataclasses.is_dataclass(annotation):
+            kwargs[name] = from_dict(annotation, value, where, f"{prefix}{name}.")
+        else:
+            kwargs[name] = _check_type(value, annotation, prefix + name, where)
+    missing = [n for n, f in fields.items() if n not in kwargs and
+               f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        raise ConfigError(f"{where}: missing key '{prefix}{missing[0]}'")
+    return cls(**kwargs)
+
+
+def validate(config, where):
+    """Rules across fields that types alone cannot express."""
+    if not NAME_PATTERN.match(config.name):
+        raise ConfigError(f"{where}: 'name' {config.name!r} must be letters, digits, '_', '.', '-' "
+                          "(it names a folder under runs/)")
+    if config.data.format not in DATA_FORMATS:
+        raise ConfigError(f"{where}: 'data.format' must be one of {DATA_FORMATS}, "
+                          f"got {config.data.format!r}")
+    if config.data.format == "tfds" and not config.data.tfds_data_dir:
+        raise ConfigError(f"{where}: 'data.tfds_data_dir' is required when data.format is tfds")
+    if config.data.format in ("grouplens", "events") and not config.data.path:
+        raise ConfigError(f"{where}: 'data.path' is required when data.format is "
+                          f"{config.data.format}")
+    ex = config.examples
+    for key in ("max_history", "max_search_queries"):
+        if getattr(ex, key) < 1:
+            raise ConfigError(f"{where}: 'examples.{key}' must be >= 1")
+    if ex.max_examples_per_user < 0 or ex.min_history < 0:
+        raise ConfigError(f"{where}: 'examples.max_examples_per_user' and 'examples.min_history' "
+                          "must be >= 0")
+    if not config.evaluation.ks or min(config.evaluation.ks) < 1:
+        raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
+    return config
+
+
+def load_config(path):
+    """Read, parse (yaml.safe_load) and validate a pipeline config file."""
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError as err:
+        raise ConfigError(f"{path}: no such config file") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    return validate(from_dict(PipelineConfig, data, str(path)), str(path))
+
+
+def to_dict(config):
+    """Plain dict (lists for tuples) for writing the resolved config."""
+    def plain(v):
+        if isinstance(v, tuple):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+    return plain(dataclasses.asdict(config))

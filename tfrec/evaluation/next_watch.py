@@ -1,0 +1,108 @@
+"""P1 next-watch evaluation with full ranking (PROTOCOL.md).
+
+Every query has one target. All corpus videos are scored; the videos the user watched before the
+target are excluded (the target itself never is, so a re-watch can still be found). With one
+target, Recall@K is the hit rate, and MAP@100 is MRR@100 (the paper's holdout MAP).
+
+Ties are scored neutrally and exactly: when e other videos score the same as the target and g score
+higher, the target's 0-based rank is taken as uniform on {g, ..., g + e}, and every metric is its
+expectation under that uniform tie-break. A popularity baseline, with many equal counts, would
+otherwise be flattered or punished by whatever order the ties happen to be in.
+"""
+import numpy as np
+import pandas as pd
+
+from tfrec.features.ragged import Ragged, ranges
+
+DEFAULT_KS = (10, 50, 100)
+NDCG_K = 10
+MAP_K = 100
+
+
+def _window_sum(gains, lo, hi):
+    """sum(gains[p] for p in lo..hi), gains padded with zeros past its end. lo, hi: [Q] int."""
+    cum = np.concatenate([[0.0], np.cumsum(gains)])
+    clip = lambda x: np.minimum(x, len(gains))  # noqa: E731
+    return cum[clip(hi + 1)] - cum[clip(lo)]
+
+
+def expected_rank_metrics(greater, ties, ks=DEFAULT_KS):
+    """Per-query metrics when the target's rank is uniform on {greater, ..., greater + ties}.
+
+    Args:
+      greater: [Q] number of eligible videos scored strictly above the target.
+      ties: [Q] number of other eligible videos scored equal to the target.
+    Returns:
+      dict of [Q] float64 arrays: recall@k for k in ks, ndcg@10, map@100.
+    """
+    lo = np.asarray(greater, dtype=np.int64)
+    n = np.asarray(ties, dtype=np.int64) + 1
+    hi = lo + n - 1
+    out = {f"recall@{k}": np.clip(k - lo, 0, n) / n for k in ks}
+    out[f"ndcg@{NDCG_K}"] = _window_sum(1.0 / np.log2(np.arange(NDCG_K) + 2.0), lo, hi) / n
+    out[f"map@{MAP_K}"] = _window_sum(1.0 / (np.arange(MAP_K) + 1.0), lo, hi) / n
+    return out
+
+
+def target_ranks(scores, targets, excluded):
+    """(greater, ties) of each target among the non-excluded videos.
+
+    Args:
+      scores: [Q, N] float scores over the corpus.
+      targets: [Q] corpus index of each target.
+      excluded: [Q, N] bool, True for videos that may not be recommended.
+    """
+    rows = np.arange(len(targets))
+    excluded = excluded.copy()
+    excluded[rows, targets] = False
+    target_scores = scores[rows, targets][:, None]
+    eligible = ~excluded
+    greater = ((scores > target_scores) & eligible).sum(axis=1)
+    ties = ((scores == target_scores) & eligible).sum(axis=1) - 1
+    return greater, ties
+
+
+def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=1 << 24):
+    """Mean P1 metrics of a scorer over held-out next-watch queries.
+
+    Args:
+      score_fn: callable(start, end) -> [end - start, N] scores of queries[start:end] against
+        `corpus_ids` (higher = recommend first).
+      queries: ExampleSet with `label` [Q] and `exclusions` Ragged (video ids watched before).
+      corpus_ids: [N] video ids, unique.
+      max_cells: bound on the size of one score chunk (rows x N), to bound memory.
+    Returns:
+      dict: recall@k..., ndcg@10, map@100 (means over queries), and queries (Q).
+    Raises:
+      ValueError: a target is not in the corpus, or the corpus has duplicate ids.
+    """
+    index = pd.Index(corpus_ids)
+    if not index.is_unique:
+        raise ValueError("corpus_ids has duplicate ids")
+    targets = index.get_indexer(queries["label"])
+    if (targets < 0).any():
+        missing = queries["label"][targets < 0][:5]
+        raise ValueError(f"{int((targets < 0).sum())} target(s) not in the corpus, e.g. {missing}")
+    exclusions: Ragged = queries["exclusions"]
+    excl_cols = index.get_indexer(exclusions.values)
+    excl_rows = np.repeat(np.arange(len(exclusions)), exclusions.lengths)
+    known = excl_cols >= 0
+    excl_cols, excl_rows = excl_cols[known], excl_rows[known]
+    n_items = len(index)
+    chunk = max(1, max_cells // max(n_items, 1))
+    per_query = []
+    for start in range(0, len(targets), chunk):
+        end = min(start + chunk, len(targets))
+        scores = np.asarray(score_fn(start, end), dtype=np.float64)
+        if scores.shape != (end - start, n_items):
+            raise ValueError(f"score_fn returned shape {scores.shape}, expected "
+                             f"{(end - start, n_items)}")
+        excluded = np.zeros_like(scores, dtype=bool)
+        sel = (excl_rows >= start) & (excl_rows < end)
+        excluded[excl_rows[sel] - start, excl_cols[sel]] = True
+        per_query.append(expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded),
+                                               ks))
+    metrics = {name: float(np.mean(np.concatenate([p[name] for p in per_query])))
+               for name in per_query[0]} if per_query else {}
+    metrics["queries"] = int(len(targets))
+    return metrics

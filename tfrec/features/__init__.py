@@ -1,0 +1,1 @@
+"""Example building: ordering, the next-watch split, candidate-generation examples, tf.data."""

@@ -1,0 +1,1 @@
+"""Models: the popularity baseline, candidate generation and ranking."""

@@ -1,0 +1,125 @@
+"""The main job: fetch -> events -> examples -> popularity -> P1 evaluation.
+
+Each stage writes under runs/<name>/ and adds its figures to runs/<name>/metrics.json, so the file
+always shows everything that works, end to end. Later capabilities add stages here.
+"""
+import json
+import os
+import sys
+import time
+
+import yaml
+
+from tfrec.config import to_dict
+from tfrec.data import fetch, movielens, schema
+from tfrec.evaluation.next_watch import evaluate_next_watch
+from tfrec.features.local_driver import build_candidate_examples
+from tfrec.models.popularity import Popularity
+
+
+def write_json_atomic(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2, sort_keys=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def load_events(data_config, log=print):
+    """EventTables for a DataConfig (fetching MovieLens-100K into the cache when no path is set)."""
+    fmt, path = data_config.format, data_config.path
+    if fmt == "recbole":
+        if path is None:
+            if data_config.source not in fetch.DATASETS:
+                raise ValueError(f"data.source {data_config.source!r} cannot be fetched; set "
+                                 f"data.path (fetchable: {fetch.DATASETS})")
+            path = fetch.fetch_movielens_100k(data_config.cache_dir, log=log)
+        return movielens.read_recbole(path)
+    if fmt == "grouplens":
+        return movielens.read_grouplens(path)
+    if fmt == "events":
+        return schema.read_events(path)
+    if fmt == "tfds":
+        from tfrec.data import tfds_source
+        return tfds_source.read_tfds_movielens(data_config.tfds_data_dir)
+    raise ValueError(f"unknown data.format {fmt!r}")
+
+
+class Run:
+    """One pipeline run: its folder, metrics and stage log."""
+
+    def __init__(self, config, runs_dir="runs", log=print):
+        self.config = config
+        self.dir = os.path.join(os.path.abspath(runs_dir), config.name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.log = log
+        self.metrics = {}
+        self.timings = {}
+
+    def path(self, *parts):
+        """A path inside the run folder (refuses to leave it)."""
+        full = os.path.abspath(os.path.join(self.dir, *parts))
+        if os.path.commonpath([full, self.dir]) != self.dir:
+            raise ValueError(f"{os.path.join(*parts)!r} is outside the run folder {self.dir}")
+        return full
+
+    def stage(self, name, fn):
+        start = time.perf_counter()
+        self.log(f"[{name}] ...")
+        result = fn()
+        seconds = time.perf_counter() - start
+        self.timings[name] = round(seconds, 3)
+        self.log(f"[{name}] done in {seconds:.1f}s")
+        self.save_metrics()
+        return result
+
+    def save_metrics(self):
+        write_json_atomic(self.path("metrics.json"), {**self.metrics, "timings_s": self.timings})
+
+
+def run_pipeline(config, runs_dir="runs", log=print):
+    """Run every stage of `config`; returns the metrics dict (also in runs/<name>/metrics.json)."""
+    run = Run(config, runs_dir, log)
+    with open(run.path("config.yaml"), "w") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+
+    def events_stage():
+        events = load_events(config.data, log=log)
+        schema.write_events(events, run.path("events"))
+        run.metrics["data"] = {"source": config.data.source, "format": config.data.format,
+                               **events.counts(),
+                               "dropped_duplicates": events.dropped_duplicates}
+        log(f"  {events.counts()}")
+        return events
+
+    events = run.stage("events", events_stage)
+
+    def examples_stage():
+        start = time.perf_counter()
+        examples = build_candidate_examples(events, config.examples)
+        seconds = time.perf_counter() - start
+        for split in ("train", "validation", "test"):
+            getattr(examples, split).to_parquet(run.path("examples", f"{split}.parquet"))
+        run.metrics["examples"] = {**examples.counts(), "end_of_training": examples.end_of_training,
+                                   "build_seconds": round(seconds, 3)}
+        log(f"  {examples.counts()}")
+        return examples
+
+    examples = run.stage("examples", examples_stage)
+    corpus = events.videos["video_id"].to_numpy()
+
+    def popularity_stage():
+        model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
+        result = {}
+        for split in ("validation", "test"):
+            queries = getattr(examples, split)
+            result[split] = evaluate_next_watch(lambda s, e: model.scores(e - s), queries, corpus,
+                                                ks=config.evaluation.ks)
+        run.metrics["popularity"] = result
+        log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
+                                  if k != "queries"))
+        return model
+
+    run.stage("popularity", popularity_stage)
+    log(f"metrics: {run.path('metrics.json')}")
+    return run.metrics
