@@ -19,6 +19,8 @@ INSTALL_REQUIRES = [
     "pyarrow==26.0.1",
     "pyyaml==6.0.4",
     "matplotlib==3.11.2",
+    # TFDS 4.9.10 needs it to prepare datasets (download_and_prepare), but does not declare it.
+    "importlib_resources==7.1.0",
 ]
 
 setup(

@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tfrec.config import ConfigError, load_config
+from tfrec.pipeline import run_pipeline
+
+MAIN = "pipelines/movielens_100k.yaml"
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_main_config_loads():
+    config = load_config(MAIN)
+    assert config.name == "movielens_100k" and config.examples.max_history == 50
+
+
+@pytest.mark.parametrize("text,message", [
+    ("name: x\nexamples:\n  max_histroy: 3\n",
+     "unknown key 'examples.max_histroy'; did you mean 'examples.max_history'?"),
+    ("name: x\ncolour: red\n", "unknown key 'colour'"),
+    ("name: x\nexamples:\n  max_history: fifty\n", "'examples.max_history' must be int"),
+    ("name: x\nexamples:\n  max_history: true\n", "'examples.max_history' must be int"),
+    ("name: x\nevaluation:\n  ks: 10\n", "'evaluation.ks' must be a list"),
+    ("data:\n  format: recbole\n", "missing key 'name'"),
+    ("name: ../escape\n", "'name' '../escape' must be"),
+    ("name: x\ndata:\n  format: csv\n", "'data.format' must be one of"),
+    ("name: x\ndata:\n  format: tfds\n", "'data.tfds_data_dir' is required"),
+    ("name: x\nexamples: [1, 2]\n", "'examples' must be a mapping"),
+    ("name: [unclosed\n", "not valid YAML"),
+])
+def test_bad_configs_name_the_key(tmp_path, text, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, text))
+    assert message in str(err.value) and "c.yaml" in str(err.value)
+
+
+def test_cli_reports_config_errors_without_a_traceback(tmp_path):
+    path = _write(tmp_path, "name: x\nexampels: {}\n")
+    out = subprocess.run([sys.executable, "-m", "tfrec.cli", "run", path, "--runs-dir",
+                          str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "unknown key 'exampels'; did you mean 'examples'?" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_config_show_fills_defaults():
+    out = subprocess.run([sys.executable, "-m", "tfrec.cli", "config", "show", MAIN],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "max_search_queries: 50" in out.stdout
+
+
+def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
+    config = load_config(MAIN)
+    metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+    on_disk = json.loads((tmp_path / "movielens_100k" / "metrics.json").read_text())
+    assert on_disk["data"]["watches"] == 100_000 and on_disk["data"]["users"] == 943
+    assert on_disk["popularity"] == json.loads(json.dumps(metrics["popularity"]))
+    test = on_disk["popularity"]["test"]
+    assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
+        test["recall@100"] < 1
+    assert set(on_disk["timings_s"]) == {"events", "examples", "popularity"}
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "movielens_100k" / "examples" / f"{split}.parquet").exists()
+    # The events the run wrote are a valid source for a new run.
+    events_cfg = _write(tmp_path, f"name: again\ndata:\n  format: events\n  path: "
+                                  f"{tmp_path / 'movielens_100k' / 'events'}\n")
+    again = run_pipeline(load_config(events_cfg), runs_dir=str(tmp_path), log=lambda *_: None)
+    assert again["popularity"] == metrics["popularity"]
