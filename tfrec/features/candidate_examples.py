@@ -71,6 +71,8 @@ def history_before(event_times, query_times, max_len):
 
 def _search_tokens_before(searches, query_times, max_queries):
     """Tokens of the most recent searches strictly before each query time (newest query first)."""
+    if len(searches.timestamps) == 0:
+        return Ragged(searches.tokens.values[:0], np.zeros(len(query_times), np.int64))
     query_idx, per_row = history_before(searches.timestamps, query_times, max_queries)
     token_lengths = searches.tokens.lengths[query_idx]
     flat = ranges(searches.tokens.offsets[:-1][query_idx], token_lengths)

@@ -7,6 +7,7 @@ video id would not be neutral: higher MovieLens ids are newer, rarer films.
 import zlib
 
 import numpy as np
+import pandas as pd
 
 
 def tie_break_keys(user_ids, video_ids):
@@ -24,5 +25,7 @@ def order_watches(watches):
       A new DataFrame, each user's rows contiguous and in watch order.
     """
     keys = tie_break_keys(watches["user_id"].to_numpy(), watches["video_id"].to_numpy())
-    order = np.lexsort((keys, watches["timestamp"].to_numpy(), watches["user_id"].to_numpy()))
+    # Integer codes in sorted-id order: the same order as sorting the strings, much faster.
+    user_codes, _ = pd.factorize(watches["user_id"], sort=True)
+    order = np.lexsort((keys, watches["timestamp"].to_numpy(), user_codes))
     return watches.iloc[order].reset_index(drop=True)
