@@ -1,0 +1,1 @@
+"""Data sources -> one event schema (see `tfrec.data.schema`)."""
