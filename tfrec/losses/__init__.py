@@ -1,0 +1,1 @@
+"""Losses: softmax over the corpus and its sampled estimates (logQ-corrected), weighted BCE."""

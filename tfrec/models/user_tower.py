@@ -1,0 +1,109 @@
+"""The paper's user tower (Covington et al. 2016, Figure 3) as a functional Keras model.
+
+Inputs (named, as the tf.data pipeline and the serving signature provide them):
+  watch_history  [B, H] string video ids, "" padding -> embedding, masked average
+  search_tokens  [B, S] string tokens, "" padding   -> hashed embedding, masked average
+  <demographic>  [B] string (e.g. age, gender)       -> StringLookup (OOV-safe) embedding
+  example_age    [B] float32 seconds (0 at serving)  -> [age, age^2] scaled
+Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
+"""
+import dataclasses
+import typing
+
+from tfrec.keras_check import require_keras2
+from tfrec.models.layers import ExampleAgeFeatures, MaskedMean
+
+tf = require_keras2()
+
+
+@dataclasses.dataclass(frozen=True)
+class UserTowerConfig:
+    """Args:
+      features: which of watch_history, search_tokens, demographics, example_age to use.
+      demographic_columns: the users-table columns used as demographics.
+      embedding_dim: video input embedding width (= output width if embeddings are shared).
+      search_buckets: hash buckets of search tokens.
+      search_dim, demographic_dim: their embedding widths.
+      hidden_units: the ReLU tower; its last width is d, the size of u.
+      dropout: dropout after each hidden layer (training only).
+      l2: L2 penalty on the tower's kernels and the input embeddings.
+      max_history, max_search_tokens: input widths.
+    """
+
+    features: typing.List[str] = ("watch_history", "demographics", "example_age")
+    demographic_columns: typing.List[str] = ("age", "gender", "occupation")
+    embedding_dim: int = 64
+    search_buckets: int = 100_000
+    search_dim: int = 32
+    demographic_dim: int = 8
+    hidden_units: typing.List[int] = (128, 64)
+    dropout: float = 0.0
+    l2: float = 0.0
+    max_history: int = 50
+    max_search_tokens: int = 64
+
+
+FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")
+
+
+def build_user_tower(config, video_lookup, video_embedding, demographic_vocabularies,
+                     max_example_age_seconds):
+    """The user tower as a functional model with named inputs.
+
+    Args:
+      config: UserTowerConfig.
+      video_lookup: StringLookup over the video ids (mask "" -> 0, OOV -> 1), shared with the
+        softmax side so both index the same rows.
+      video_embedding: Embedding layer for watched videos (the softmax table when shared).
+      demographic_vocabularies: {column: [values seen in training]}.
+      max_example_age_seconds: scale of the example-age feature.
+    Returns:
+      tf.keras.Model mapping the named inputs to u [B, hidden_units[-1]].
+    """
+    unknown = set(config.features) - set(FEATURES)
+    if unknown:
+        raise ValueError(f"unknown user features {sorted(unknown)}; choose from {FEATURES}")
+    reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
+    inputs, parts = {}, []
+    if "watch_history" in config.features:
+        inputs["watch_history"] = tf.keras.Input((config.max_history,), dtype=tf.string,
+                                                 name="watch_history")
+        rows = video_lookup(inputs["watch_history"])
+        parts.append(MaskedMean(name="watch_history_mean")(video_embedding(rows),
+                                                           tf.not_equal(rows, 0)))
+    if "search_tokens" in config.features:
+        inputs["search_tokens"] = tf.keras.Input((config.max_search_tokens,), dtype=tf.string,
+                                                 name="search_tokens")
+        buckets = tf.keras.layers.Hashing(config.search_buckets + 1, mask_value="",
+                                          name="search_token_hash")(inputs["search_tokens"])
+        emb = tf.keras.layers.Embedding(config.search_buckets + 1, config.search_dim,
+                                        embeddings_regularizer=reg,
+                                        name="search_token_embedding")(buckets)
+        parts.append(MaskedMean(name="search_tokens_mean")(emb, tf.not_equal(buckets, 0)))
+    if "demographics" in config.features:
+        for column in config.demographic_columns:
+            if column not in demographic_vocabularies:
+                raise ValueError(f"demographic column {column!r} is not in the users table "
+                                 f"(have {sorted(demographic_vocabularies)})")
+            inputs[column] = tf.keras.Input((), dtype=tf.string, name=column)
+            lookup = tf.keras.layers.StringLookup(
+                vocabulary=sorted(set(demographic_vocabularies[column])), num_oov_indices=1,
+                name=f"{column}_lookup")
+            parts.append(tf.keras.layers.Embedding(lookup.vocabulary_size(),
+                                                   config.demographic_dim,
+                                                   embeddings_regularizer=reg,
+                                                   name=f"{column}_embedding")(
+                lookup(inputs[column])))
+    if "example_age" in config.features:
+        inputs["example_age"] = tf.keras.Input((), dtype=tf.float32, name="example_age")
+        parts.append(ExampleAgeFeatures(max_example_age_seconds, name="example_age_features")(
+            inputs["example_age"]))
+    if not parts:
+        raise ValueError("the user tower needs at least one feature")
+    x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="user_features")(parts)
+    for i, units in enumerate(config.hidden_units):
+        x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=reg,
+                                  name=f"relu_{i}")(x)
+        if config.dropout:
+            x = tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+    return tf.keras.Model(inputs, x, name="user_tower")
