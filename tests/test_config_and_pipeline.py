@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -57,8 +58,15 @@ def test_config_show_fills_defaults():
     assert "max_search_queries: 50" in out.stdout
 
 
+def _quick(config, epochs=2):
+    """The main config with a short training schedule (the full run belongs to `make run`)."""
+    cg = config.candidate_generation
+    return dataclasses.replace(config, candidate_generation=dataclasses.replace(
+        cg, training=dataclasses.replace(cg.training, epochs=epochs)))
+
+
 def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
-    config = load_config(MAIN)
+    config = _quick(load_config(MAIN))
     metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
     on_disk = json.loads((tmp_path / "movielens_100k" / "metrics.json").read_text())
     assert on_disk["data"]["watches"] == 100_000 and on_disk["data"]["users"] == 943
@@ -66,11 +74,17 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     test = on_disk["popularity"]["test"]
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
-    assert set(on_disk["timings_s"]) == {"events", "examples", "popularity"}
+    assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
+                                         "candidate_generation"}
+    retrieval = on_disk["retrieval"]
+    assert retrieval["epochs_run"] == 2 and retrieval["test"]["queries"] == 943
+    assert retrieval["test"]["recall@100"] > test["recall@100"]
     for split in ("train", "validation", "test"):
         assert (tmp_path / "movielens_100k" / "examples" / f"{split}.parquet").exists()
     # The events the run wrote are a valid source for a new run.
     events_cfg = _write(tmp_path, f"name: again\ndata:\n  format: events\n  path: "
                                   f"{tmp_path / 'movielens_100k' / 'events'}\n")
-    again = run_pipeline(load_config(events_cfg), runs_dir=str(tmp_path), log=lambda *_: None)
+    again = run_pipeline(dataclasses.replace(load_config(events_cfg), candidate_generation=(
+        dataclasses.replace(config.candidate_generation, enabled=False))),
+        runs_dir=str(tmp_path), log=lambda *_: None)
     assert again["popularity"] == metrics["popularity"]

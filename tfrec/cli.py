@@ -3,8 +3,9 @@ import argparse
 import os
 import sys
 
-# Quiet TensorFlow's C++ start-up logging unless the user asked for it; set before TF loads.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Quiet TensorFlow's C++ start-up logging (including the harmless "failed call to cuInit" on
+# machines without a GPU) unless the user set a level; Python errors still surface.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tfrec  # noqa: E402  (selects Keras 2 before anything imports TensorFlow)
 from tfrec.config import ConfigError, load_config, to_dict  # noqa: E402

@@ -11,6 +11,7 @@ import typing
 import yaml
 
 from tfrec.features.candidate_examples import ExampleConfig
+from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 
 DATA_FORMATS = ("recbole", "grouplens", "tfds", "events")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -47,6 +48,16 @@ class EvaluationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class CandidateGenerationConfig:
+    """The candidate-generation stage: user tower, softmax loss and training schedule."""
+
+    enabled: bool = True
+    tower: UserTowerConfig = UserTowerConfig()
+    softmax: SoftmaxConfig = SoftmaxConfig()
+    training: TrainingConfig = TrainingConfig()
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """A whole pipeline run; `name` names the folder runs/<name>/."""
 
@@ -54,6 +65,7 @@ class PipelineConfig:
     data: DataConfig = DataConfig()
     examples: ExampleConfig = ExampleConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    candidate_generation: CandidateGenerationConfig = CandidateGenerationConfig()
 
 
 def _check_type(value, annotation, key, where):
@@ -123,6 +135,26 @@ def validate(config, where):
     if ex.max_examples_per_user < 0 or ex.min_history < 0:
         raise ConfigError(f"{where}: 'examples.max_examples_per_user' and 'examples.min_history' "
                           "must be >= 0")
+    cg = config.candidate_generation
+    choices = {"softmax.loss": (cg.softmax.loss, ("full", "sampled", "in_batch", "mixed")),
+               "softmax.proposal": (cg.softmax.proposal, ("uniform", "unigram")),
+               "training.optimizer": (cg.training.optimizer, ("adam", "adagrad")),
+               "training.selection_metric": (cg.training.selection_metric,
+                                             tuple(f"recall@{k}" for k in config.evaluation.ks)
+                                             + ("ndcg@10", "map@100"))}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{where}: 'candidate_generation.{key}' must be one of {allowed}, "
+                              f"got {value!r}")
+    bad = set(cg.tower.features) - {"watch_history", "search_tokens", "demographics",
+                                    "example_age"}
+    if bad:
+        raise ConfigError(f"{where}: 'candidate_generation.tower.features' has unknown "
+                          f"{sorted(bad)}")
+    if cg.tower.max_history != config.examples.max_history:
+        raise ConfigError(f"{where}: 'candidate_generation.tower.max_history' "
+                          f"({cg.tower.max_history}) must equal 'examples.max_history' "
+                          f"({config.examples.max_history})")
     if not config.evaluation.ks or min(config.evaluation.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
     return config

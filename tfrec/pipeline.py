@@ -121,5 +121,19 @@ def run_pipeline(config, runs_dir="runs", log=print):
         return model
 
     run.stage("popularity", popularity_stage)
+
+    cg = config.candidate_generation
+    if cg.enabled:
+        def candidate_generation_stage():
+            from tfrec.models.training import train_candidate_generation
+            model, result = train_candidate_generation(
+                examples, events.users, corpus, cg.tower, cg.softmax, cg.training,
+                ks=config.evaluation.ks, log=log)
+            run.metrics["retrieval"] = result
+            log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
+                                      if k != "queries"))
+            return model
+
+        run.stage("candidate_generation", candidate_generation_stage)
     log(f"metrics: {run.path('metrics.json')}")
     return run.metrics

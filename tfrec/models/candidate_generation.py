@@ -10,9 +10,6 @@ Embedding rows: one StringLookup (mask "" -> row 0, unknown id -> row 1, videos 
 indexes both the watch-history input embeddings and the output table, so raw string ids go in and
 an unseen id never crashes.
 """
-import dataclasses
-import typing
-
 import numpy as np
 import tensorflow_recommenders as tfrs
 
@@ -20,34 +17,13 @@ from tfrec.keras_check import require_keras2
 from tfrec.losses.candidate_sampling import (full_softmax_loss, pool_softmax_loss,
                                              sampled_softmax_loss)
 from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
-from tfrec.models.user_tower import UserTowerConfig, build_user_tower
+from tfrec.models.config import SoftmaxConfig, UserTowerConfig
+from tfrec.models.user_tower import build_user_tower
 
 tf = require_keras2()
 
 LOSSES = ("full", "sampled", "in_batch", "mixed")
 FIRST_VIDEO_ROW = 2  # rows 0 and 1 are padding and OOV
-
-
-@dataclasses.dataclass(frozen=True)
-class SoftmaxConfig:
-    """Args:
-      loss: full | sampled | in_batch | mixed.
-      num_negatives: N, the negatives drawn from Q per batch (sampled and mixed).
-      proposal: uniform | unigram: Q over videos (unigram uses training label counts ** alpha).
-      proposal_alpha: the unigram exponent (0.75 is word2vec's choice; 1 = label frequency).
-      logq_correction: subtract log expected counts (turn off only to show why it matters).
-      use_bias: a per-video bias b_j in the softmax.
-      share_embeddings: the watch-history input embeddings are the softmax weights (needs the
-        tower's last width = embedding_dim).
-    """
-
-    loss: str = "sampled"
-    num_negatives: int = 1024
-    proposal: str = "unigram"
-    proposal_alpha: float = 0.75
-    logq_correction: bool = True
-    use_bias: bool = False
-    share_embeddings: bool = False
 
 
 class CandidateSoftmaxTask(tf.keras.layers.Layer):
@@ -161,13 +137,16 @@ class CandidateGenerationModel(tfrs.Model):
     def _bias(self):
         return None if self.video_bias is None else self.video_bias.embeddings[:, 0]
 
+    def _tower_inputs(self, features):
+        return {name: features[name] for name in self.user_tower.input}
+
     def compute_loss(self, features, training=False):
-        queries = self.user_tower(features, training=training)
+        queries = self.user_tower(self._tower_inputs(features), training=training)
         label_rows = self.video_lookup(features["video_id"])
         return self.task(queries, label_rows, self.video_embedding.embeddings, self._bias())
 
     def call(self, features, training=False):
-        return self.user_tower(features, training=training)
+        return self.user_tower(self._tower_inputs(features), training=training)
 
     def candidate_table(self):
         """([V] video ids, [V, d'] candidate vectors) for dot-product serving: the bias, if any,
@@ -179,8 +158,8 @@ class CandidateGenerationModel(tfrs.Model):
 
     def query_vectors(self, features, batch_size=1024):
         """[Q, d'] user vectors for a dict of numpy feature arrays (the serving form of u)."""
-        inputs = {name: features[name] for name in self.user_tower.input}
-        u = self.user_tower.predict(inputs, batch_size=batch_size, verbose=0)
+        u = self.user_tower.predict(self._tower_inputs(features), batch_size=batch_size,
+                                    verbose=0)
         if self.video_bias is not None:
             u = np.concatenate([u, np.ones((len(u), 1), u.dtype)], axis=1)
         return u

@@ -1,5 +1,4 @@
 """Training candidate generation with the epoch chosen on validation (P1)."""
-import dataclasses
 import time
 
 import numpy as np
@@ -9,28 +8,9 @@ from tfrec.evaluation.next_watch import evaluate_next_watch
 from tfrec.features.dataset import candidate_dataset, padded_features
 from tfrec.keras_check import require_keras2
 from tfrec.models.candidate_generation import CandidateGenerationModel
+from tfrec.models.config import TrainingConfig  # noqa: F401  (re-exported)
 
 tf = require_keras2()
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Args:
-      epochs: most epochs; training stops earlier after `patience` epochs without improvement of
-        `selection_metric` on validation, and the best epoch's weights are kept.
-      batch_size: examples per step (the last partial batch is dropped: fixed loss scale).
-      optimizer: adam | adagrad; learning_rate: its step size.
-      selection_metric: a P1 metric name (map@100 is the paper's holdout MAP).
-      seed: seeds weights, shuffling and negative sampling.
-    """
-
-    epochs: int = 20
-    batch_size: int = 256
-    optimizer: str = "adam"
-    learning_rate: float = 0.002
-    selection_metric: str = "map@100"
-    patience: int = 3
-    seed: int = 0
 
 
 def _optimizer(config):

@@ -7,40 +7,11 @@ Inputs (named, as the tf.data pipeline and the serving signature provide them):
   example_age    [B] float32 seconds (0 at serving)  -> [age, age^2] scaled
 Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
 """
-import dataclasses
-import typing
-
 from tfrec.keras_check import require_keras2
+from tfrec.models.config import UserTowerConfig  # noqa: F401  (re-exported)
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean
 
 tf = require_keras2()
-
-
-@dataclasses.dataclass(frozen=True)
-class UserTowerConfig:
-    """Args:
-      features: which of watch_history, search_tokens, demographics, example_age to use.
-      demographic_columns: the users-table columns used as demographics.
-      embedding_dim: video input embedding width (= output width if embeddings are shared).
-      search_buckets: hash buckets of search tokens.
-      search_dim, demographic_dim: their embedding widths.
-      hidden_units: the ReLU tower; its last width is d, the size of u.
-      dropout: dropout after each hidden layer (training only).
-      l2: L2 penalty on the tower's kernels and the input embeddings.
-      max_history, max_search_tokens: input widths.
-    """
-
-    features: typing.List[str] = ("watch_history", "demographics", "example_age")
-    demographic_columns: typing.List[str] = ("age", "gender", "occupation")
-    embedding_dim: int = 64
-    search_buckets: int = 100_000
-    search_dim: int = 32
-    demographic_dim: int = 8
-    hidden_units: typing.List[int] = (128, 64)
-    dropout: float = 0.0
-    l2: float = 0.0
-    max_history: int = 50
-    max_search_tokens: int = 64
 
 
 FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")

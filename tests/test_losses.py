@@ -1,0 +1,157 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfrec.losses.candidate_sampling import (full_softmax_loss, logq_correction, pool_softmax_loss,
+                                             remove_accidental_hits, sampled_softmax_loss)
+from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
+
+RNG = np.random.default_rng(0)
+
+
+def _problem(batch=8, vocab=50, dim=6):
+    q = tf.constant(RNG.normal(size=(batch, dim)), tf.float32)
+    table = tf.constant(RNG.normal(size=(vocab, dim)), tf.float32)
+    bias = tf.constant(RNG.normal(size=vocab), tf.float32)
+    labels = tf.constant(RNG.integers(0, vocab, batch), tf.int64)
+    return q, table, bias, labels
+
+
+def test_sampled_softmax_equals_tf_nn_sampled_softmax_loss_on_the_same_candidates():
+    q, table, bias, labels = _problem()
+    proposal = unigram_probabilities(RNG.integers(1, 100, 50), 0.75)
+    num = 20
+    neg = tf.constant(RNG.choice(50, num, p=proposal), tf.int64)
+    neg = tf.concat([neg[:-1], labels[:1]], 0)  # force one accidental hit
+    qp = tf.constant(proposal, tf.float32)
+    true_expected = num * tf.gather(qp, labels)
+    neg_expected = num * tf.gather(qp, neg)
+    ours = sampled_softmax_loss(q, tf.gather(table, labels), labels, true_expected,
+                                tf.gather(table, neg), neg, neg_expected,
+                                tf.gather(bias, labels), tf.gather(bias, neg))
+    reference = tf.nn.sampled_softmax_loss(
+        table, bias, labels[:, None], q, num_sampled=num, num_classes=50,
+        sampled_values=(neg, true_expected[:, None], neg_expected), remove_accidental_hits=True)
+    np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_in_batch_loss_equals_tfrs_retrieval_task_with_logq_and_hit_removal():
+    import tensorflow_recommenders as tfrs
+    q, table, _, _ = _problem()
+    labels = tf.constant([1, 2, 3, 1, 4, 5, 6, 7], tf.int64)  # rows 0 and 3 share a label
+    p = tf.constant(RNG.uniform(0.01, 0.2, 50), tf.float32)
+    cand = tf.gather(table, labels)
+    ours = pool_softmax_loss(q, cand, labels, 8 * tf.gather(p, labels), labels)
+    task = tfrs.tasks.Retrieval(
+        loss=tf.keras.losses.CategoricalCrossentropy(
+            from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
+        remove_accidental_hits=True)
+    theirs = task(q, cand, candidate_sampling_probability=tf.gather(p, labels),
+                  candidate_ids=labels, compute_metrics=False, compute_batch_metrics=False)
+    np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_logq_lowers_the_popular_candidates_logit():
+    logits = tf.zeros([1, 2])
+    corrected = logq_correction(logits, tf.constant([0.9, 0.001]))
+    assert corrected[0, 0] < corrected[0, 1]
+    assert np.isfinite(logq_correction(logits, tf.constant([1e-30, 1.0])).numpy()).all()
+
+
+def test_accidental_hit_removal_equals_dropping_that_negative():
+    q, table, _, labels = _problem(batch=1)
+    neg_clean = tf.constant([7, 9, 11], tf.int64)
+    neg_hit = tf.concat([neg_clean, labels], 0)
+    ones = lambda n: tf.ones([n])  # noqa: E731
+    clean = sampled_softmax_loss(q, tf.gather(table, labels), labels, ones(1),
+                                 tf.gather(table, neg_clean), neg_clean, ones(3))
+    hit = sampled_softmax_loss(q, tf.gather(table, labels), labels, ones(1),
+                               tf.gather(table, neg_hit), neg_hit, ones(4))
+    np.testing.assert_allclose(clean.numpy(), hit.numpy(), rtol=1e-6)
+    masked = remove_accidental_hits(tf.zeros([2, 2]), tf.constant([5, 6]), tf.constant([5, 7]),
+                                    positive_column=tf.constant([0, 1]))
+    assert masked.numpy()[0, 0] == 0 and masked.numpy()[1, 0] == 0
+
+
+def test_sampled_gradient_approaches_full_softmax_gradient_as_negatives_grow():
+    q, table, _, labels = _problem(batch=16, vocab=400, dim=8)
+    table = tf.Variable(table)
+    with tf.GradientTape() as tape:
+        full = tf.reduce_mean(full_softmax_loss(q, table, labels))
+    g_full = tf.convert_to_tensor(tape.gradient(full, table))
+    sampler = CandidateSampler(uniform_probabilities(400), seed=1)
+    errors = []
+    for num in (16, 256, 4096):
+        grads = []
+        for _ in range(8):
+            neg = sampler.sample(num)
+            with tf.GradientTape() as tape:
+                expected = num * sampler.probability(neg)
+                loss = tf.reduce_mean(sampled_softmax_loss(
+                    q, tf.gather(table, labels), labels, num * sampler.probability(labels),
+                    tf.gather(table, neg), neg, expected))
+            grads.append(tf.convert_to_tensor(tape.gradient(loss, table)))
+        g = tf.reduce_mean(tf.stack(grads), 0)
+        errors.append(float(tf.norm(g - g_full) / tf.norm(g_full)))
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 0.1 < errors[0]
+
+
+def test_sampler_draws_from_its_proposal_and_never_from_zero_rows():
+    q = np.array([0.0, 0.0, 0.5, 0.3, 0.2])
+    draws = CandidateSampler(q, seed=3).sample(20000).numpy()
+    freq = np.bincount(draws, minlength=5) / len(draws)
+    assert freq[0] == freq[1] == 0
+    np.testing.assert_allclose(freq, q, atol=0.015)
+
+
+def _train_in_batch(correct, seed=0, users=300, items=120, steps=1500, batch=128):
+    """Users x items softmax with Zipf-popular items; returns model and true P(item | user)."""
+    rng = np.random.default_rng(seed)
+    popularity = 1.0 / np.arange(1, items + 1) ** 1.2
+    clusters_u, clusters_i = rng.integers(0, 6, users), rng.integers(0, 6, items)
+    truth = popularity[None, :] * np.exp(2.0 * (clusters_u[:, None] == clusters_i[None, :]))
+    truth /= truth.sum(1, keepdims=True)
+    user_seq = rng.integers(0, users, steps * batch)
+    item_seq = np.array([rng.choice(items, p=truth[u]) for u in user_seq[:20000]])
+    item_seq = np.resize(item_seq, len(user_seq))
+    user_seq = np.resize(user_seq[:20000], len(user_seq))
+    p_label = np.bincount(item_seq, minlength=items) / len(item_seq)
+    tf.keras.utils.set_random_seed(seed)
+    ue = tf.Variable(tf.random.normal([users, 16], stddev=0.1))
+    ie = tf.Variable(tf.random.normal([items, 16], stddev=0.1))
+    opt = tf.keras.optimizers.Adam(0.02)
+    p = tf.constant(p_label, tf.float32)
+
+    @tf.function
+    def step(u, i):
+        with tf.GradientTape() as tape:
+            expected = batch * tf.gather(p, i) if correct else tf.ones([batch])
+            loss = tf.reduce_mean(pool_softmax_loss(tf.gather(ue, u), tf.gather(ie, i), i,
+                                                    expected, i))
+        opt.apply_gradients(zip(tape.gradient(loss, [ue, ie]), [ue, ie]))
+
+    for s in range(steps):
+        sl = slice(s * batch, (s + 1) * batch)
+        step(tf.constant(user_seq[sl]), tf.constant(item_seq[sl], tf.int64))
+    return (ue.numpy() @ ie.numpy().T), truth, popularity
+
+
+@pytest.mark.parametrize("seed", [0])
+def test_logq_correction_undoes_the_popularity_bias_of_in_batch_negatives(seed):
+    """In-batch negatives are drawn by popularity, so without logQ the model learns
+    log p(j|u) - log P(j): popular videos are pushed down. With logQ it learns log p(j|u)."""
+    top = lambda scores: np.argsort(-scores, axis=1)[:, :10]  # noqa: E731
+    results = {}
+    for correct in (False, True):
+        scores, truth, popularity = _train_in_batch(correct, seed)
+        rec = top(scores)
+        true_top = top(truth)
+        overlap = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(rec, true_top)])
+        share_popular = np.mean(rec < 12)  # the 10% most popular items
+        results[correct] = (overlap, share_popular)
+    true_share = np.mean(top(truth) < 12)
+    # Uncorrected: popular items are under-recommended; corrected: close to the truth.
+    assert results[False][1] < 0.5 * true_share
+    assert abs(results[True][1] - true_share) < 0.15
+    assert results[True][0] > results[False][0] + 0.2

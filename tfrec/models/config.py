@@ -1,0 +1,73 @@
+"""Configs of the candidate-generation model (plain dataclasses: no TensorFlow import)."""
+import dataclasses
+import typing
+
+
+@dataclasses.dataclass(frozen=True)
+class UserTowerConfig:
+    """Args:
+      features: which of watch_history, search_tokens, demographics, example_age to use.
+      demographic_columns: the users-table columns used as demographics.
+      embedding_dim: video input embedding width (= output width if embeddings are shared).
+      search_buckets: hash buckets of search tokens.
+      search_dim, demographic_dim: their embedding widths.
+      hidden_units: the ReLU tower; its last width is d, the size of u.
+      dropout: dropout after each hidden layer (training only).
+      l2: L2 penalty on the tower's kernels and the input embeddings.
+      max_history, max_search_tokens: input widths.
+    """
+
+    features: typing.List[str] = ("watch_history", "demographics", "example_age")
+    demographic_columns: typing.List[str] = ("age", "gender", "occupation")
+    embedding_dim: int = 64
+    search_buckets: int = 100_000
+    search_dim: int = 32
+    demographic_dim: int = 8
+    hidden_units: typing.List[int] = (128, 64)
+    dropout: float = 0.0
+    l2: float = 0.0
+    max_history: int = 50
+    max_search_tokens: int = 64
+
+
+@dataclasses.dataclass(frozen=True)
+class SoftmaxConfig:
+    """Args:
+      loss: full | sampled | in_batch | mixed.
+      num_negatives: N, the negatives drawn from Q per batch (sampled and mixed).
+      proposal: uniform | unigram: Q over videos (unigram uses training label counts ** alpha).
+      proposal_alpha: the unigram exponent (0.75 is word2vec's choice; 1 = label frequency).
+      logq_correction: subtract log expected counts (turn off only to show why it matters).
+      use_bias: a per-video bias b_j in the softmax.
+      share_embeddings: the watch-history input embeddings are the softmax weights (needs the
+        tower's last width = embedding_dim).
+    """
+
+    loss: str = "sampled"
+    num_negatives: int = 1024
+    proposal: str = "unigram"
+    proposal_alpha: float = 0.75
+    logq_correction: bool = True
+    use_bias: bool = False
+    share_embeddings: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingConfig:
+    """Args:
+      epochs: most epochs; training stops earlier after `patience` epochs without improvement of
+        `selection_metric` on validation, and the best epoch's weights are kept.
+      batch_size: examples per step (the last partial batch is dropped: fixed loss scale).
+      optimizer: adam | adagrad; learning_rate: its step size.
+      selection_metric: a P1 metric name (map@100 is the paper's holdout MAP).
+      patience: epochs without improvement before stopping.
+      seed: seeds weights, shuffling and negative sampling.
+    """
+
+    epochs: int = 20
+    batch_size: int = 256
+    optimizer: str = "adam"
+    learning_rate: float = 0.002
+    selection_metric: str = "map@100"
+    patience: int = 3
+    seed: int = 0
