@@ -31,10 +31,13 @@ def tiny():
     return events, build_candidate_examples(events, ExampleConfig(max_history=5))
 
 
-@pytest.mark.parametrize("loss", ["full", "sampled", "in_batch", "mixed"])
-def test_every_loss_trains_a_step_with_finite_loss(tiny, loss):
+@pytest.mark.parametrize("loss,label_probability", [
+    ("full", "counts"), ("sampled", "counts"), ("in_batch", "counts"), ("mixed", "counts"),
+    ("in_batch", "streaming"), ("mixed", "streaming")])
+def test_every_loss_trains_with_finite_falling_loss(tiny, loss, label_probability):
     events, ex = tiny
-    softmax = SoftmaxConfig(loss=loss, num_negatives=7, use_bias=True)
+    softmax = SoftmaxConfig(loss=loss, num_negatives=7, use_bias=True,
+                            label_probability=label_probability)
     model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), TINY_TOWER,
                         softmax)
     model.compile(optimizer=tf.keras.optimizers.Adam(0.01))

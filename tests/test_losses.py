@@ -155,3 +155,14 @@ def test_logq_correction_undoes_the_popularity_bias_of_in_batch_negatives(seed):
     assert results[False][1] < 0.5 * true_share
     assert abs(results[True][1] - true_share) < 0.15
     assert results[True][0] > results[False][0] + 0.2
+
+
+def test_streaming_frequency_estimate_follows_how_often_rows_appear():
+    from tfrec.losses.samplers import StreamingFrequencyEstimator
+    est = StreamingFrequencyEstimator(5, alpha=0.05)
+    for step in range(1000):
+        rows = [0] + ([1] if step % 4 == 0 else []) + ([2] if step % 10 == 0 else [])
+        est.update(tf.constant(rows, tf.int64))
+    p = est.probability(tf.constant([0, 1, 2, 3], tf.int64)).numpy()
+    np.testing.assert_allclose(p[:3], [1.0, 0.25, 0.1], rtol=0.05)
+    assert p[3] <= 0.2  # never seen: treated as rare

@@ -55,3 +55,41 @@ class CandidateSampler(tf.Module):
     def probability(self, rows):
         """Q(rows), same shape as rows."""
         return tf.gather(self.probabilities, rows)
+
+
+class StreamingFrequencyEstimator(tf.Module):
+    """Estimates how often each row appears in a training batch, from the stream of batches.
+
+    Yi et al. (RecSys 2019), "Sampling-bias-corrected neural modeling": per row, A = the last step
+    it was seen and B = a moving average of the gap between sightings; a row seen every B steps
+    appears in a batch with probability about 1 / B. Needs no counts in advance, so it follows a
+    corpus whose popularity drifts.
+
+    Args:
+      num_rows: rows of the embedding table.
+      alpha: moving-average rate of the gap estimate.
+      initial_gap: the gap assumed for a row never seen (large = rare).
+    """
+
+    def __init__(self, num_rows, alpha=0.01, initial_gap=None, name=None):
+        super().__init__(name=name)
+        self.alpha = float(alpha)
+        self.step = tf.Variable(0.0, trainable=False, name="step")
+        self.last_seen = tf.Variable(tf.zeros([num_rows]), trainable=False, name="last_seen")
+        self.gap = tf.Variable(tf.fill([num_rows], float(initial_gap or num_rows)),
+                               trainable=False, name="gap")
+
+    def update(self, rows):
+        """Record one batch's rows [B]; call once per training step, before `probability`."""
+        self.step.assign_add(1.0)
+        rows, _ = tf.unique(tf.reshape(rows, [-1]))
+        seen_before = tf.gather(self.last_seen, rows) > 0
+        gap = tf.gather(self.gap, rows)
+        new_gap = tf.where(seen_before, (1 - self.alpha) * gap + self.alpha * (
+            self.step - tf.gather(self.last_seen, rows)), gap)
+        self.gap.scatter_nd_update(rows[:, None], new_gap)
+        self.last_seen.scatter_nd_update(rows[:, None], tf.fill(tf.shape(rows), self.step))
+
+    def probability(self, rows):
+        """[...] estimated probability that each row is in a batch (= its expected count)."""
+        return 1.0 / tf.maximum(tf.gather(self.gap, rows), 1.0)

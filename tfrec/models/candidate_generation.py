@@ -16,7 +16,8 @@ import tensorflow_recommenders as tfrs
 from tfrec.keras_check import require_keras2
 from tfrec.losses.candidate_sampling import (full_softmax_loss, pool_softmax_loss,
                                              sampled_softmax_loss)
-from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
+from tfrec.losses.samplers import (CandidateSampler, StreamingFrequencyEstimator,
+                                   uniform_probabilities, unigram_probabilities)
 from tfrec.models.config import SoftmaxConfig, UserTowerConfig
 from tfrec.models.user_tower import build_user_tower
 
@@ -43,13 +44,27 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
         self.config = config
         self.label_probabilities = tf.constant(label_probabilities, tf.float32)
         self.sampler = CandidateSampler(proposal_probabilities, seed=seed)
+        if config.label_probability not in ("counts", "streaming"):
+            raise ValueError(f"unknown label_probability {config.label_probability!r}; use "
+                             "counts or streaming")
+        self.frequency = StreamingFrequencyEstimator(
+            len(label_probabilities), config.streaming_alpha) \
+            if config.label_probability == "streaming" else None
+
+    def _in_batch_expected(self, rows, batch):
+        """Expected count of each row among the batch's B labels."""
+        if self.frequency is not None:
+            return self.frequency.probability(rows)
+        return tf.cast(batch, tf.float32) * tf.gather(self.label_probabilities, rows)
 
     def _expected(self, counts):
         return counts if self.config.logq_correction else tf.ones_like(counts)
 
-    def call(self, queries, label_rows, table, bias=None, sample_weight=None):
+    def call(self, queries, label_rows, table, bias=None, sample_weight=None, training=False):
         """queries [B, d], label_rows [B] int64, table [V, d], bias [V] or None -> scalar loss."""
         cfg = self.config
+        if self.frequency is not None and training:
+            self.frequency.update(label_rows)
         batch = tf.shape(queries)[0]
         gather_bias = (lambda rows: tf.gather(bias, rows)) if bias is not None else \
             (lambda rows: None)
@@ -65,12 +80,11 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
                 gather_bias(label_rows), gather_bias(neg))
         else:
             pool = label_rows
-            b = tf.cast(batch, tf.float32)
-            expected = b * tf.gather(self.label_probabilities, pool)
+            expected = self._in_batch_expected(pool, batch)
             if cfg.loss == "mixed":
                 neg = self.sampler.sample(cfg.num_negatives)
                 pool = tf.concat([label_rows, neg], axis=0)
-                expected = b * tf.gather(self.label_probabilities, pool) + \
+                expected = self._in_batch_expected(pool, batch) + \
                     tf.cast(cfg.num_negatives, tf.float32) * self.sampler.probability(pool)
             per_example = pool_softmax_loss(queries, tf.gather(table, pool), pool,
                                             self._expected(expected), label_rows,
@@ -143,7 +157,8 @@ class CandidateGenerationModel(tfrs.Model):
     def compute_loss(self, features, training=False):
         queries = self.user_tower(self._tower_inputs(features), training=training)
         label_rows = self.video_lookup(features["video_id"])
-        return self.task(queries, label_rows, self.video_embedding.embeddings, self._bias())
+        return self.task(queries, label_rows, self.video_embedding.embeddings, self._bias(),
+                         training=training)
 
     def call(self, features, training=False):
         return self.user_tower(self._tower_inputs(features), training=training)

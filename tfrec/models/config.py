@@ -38,6 +38,9 @@ class SoftmaxConfig:
       proposal: uniform | unigram: Q over videos (unigram uses training label counts ** alpha).
       proposal_alpha: the unigram exponent (0.75 is word2vec's choice; 1 = label frequency).
       logq_correction: subtract log expected counts (turn off only to show why it matters).
+      label_probability: counts | streaming: how in-batch candidates' probability is known,
+        from training label counts, or estimated from the batch stream (Yi et al. 2019).
+      streaming_alpha: the streaming estimator's moving-average rate.
       use_bias: a per-video bias b_j in the softmax.
       share_embeddings: the watch-history input embeddings are the softmax weights (needs the
         tower's last width = embedding_dim).
@@ -48,6 +51,8 @@ class SoftmaxConfig:
     proposal: str = "unigram"
     proposal_alpha: float = 0.75
     logq_correction: bool = True
+    label_probability: str = "counts"
+    streaming_alpha: float = 0.01
     use_bias: bool = False
     share_embeddings: bool = False
 

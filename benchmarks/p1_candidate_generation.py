@@ -1,0 +1,155 @@
+"""P1 (PROTOCOL.md) table of candidate generation on MovieLens-100K: losses and feature ablation.
+
+Every variant is the main pipeline config (pipelines/movielens_100k.yaml) with a few overrides,
+trained with the epoch chosen on validation and reported on test, mean and spread over seeds,
+beside popularity. Results: benchmarks/results/p1_candidate_generation.{json,md}.
+
+Run:  .venv/bin/python benchmarks/p1_candidate_generation.py                 # the committed table
+      .venv/bin/python benchmarks/p1_candidate_generation.py --only sampled --seeds 0
+      .venv/bin/python benchmarks/p1_candidate_generation.py --variant \
+          'try={"softmax": {"num_negatives": 1024}}' --seeds 0 --out /tmp/p1
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np  # noqa: E402
+
+import tfrec  # noqa: E402,F401
+from tfrec.config import from_dict, load_config, to_dict  # noqa: E402
+from tfrec.evaluation.next_watch import evaluate_next_watch  # noqa: E402
+from tfrec.features.local_driver import build_candidate_examples  # noqa: E402
+from tfrec.models.popularity import Popularity  # noqa: E402
+from tfrec.pipeline import load_events  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MAIN = os.path.join(HERE, "..", "pipelines", "movielens_100k.yaml")
+METRICS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@100")
+
+# name -> overrides of the `candidate_generation` section (and optionally `examples`).
+LOSSES = {
+    "full softmax": {"softmax": {"loss": "full"}},
+    "sampled softmax (logQ)": {"softmax": {"loss": "sampled"}},
+    "in-batch (logQ)": {"softmax": {"loss": "in_batch"}},
+    "mixed negatives (logQ)": {"softmax": {"loss": "mixed"}},
+}
+ABLATION = {
+    "history only": {"tower": {"features": ["watch_history"]}},
+    "+ demographics": {"tower": {"features": ["watch_history", "demographics"]}},
+    "+ example age": {"tower": {"features": ["watch_history", "demographics", "example_age"]}},
+    "+ example age, depth 0": {"tower": {"features": ["watch_history", "demographics",
+                                                      "example_age"], "hidden_units": [64]}},
+    "+ example age, depth 3": {"tower": {"features": ["watch_history", "demographics",
+                                                      "example_age"],
+                                         "hidden_units": [256, 128, 64]}},
+}
+
+
+def merge(base, overrides):
+    out = dict(base)
+    for key, value in overrides.items():
+        out[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def variant_config(base_config, overrides, seed):
+    data = to_dict(base_config)
+    data = merge(data, {k: v for k, v in overrides.items() if k == "examples"})
+    data["candidate_generation"] = merge(
+        data["candidate_generation"],
+        merge({k: v for k, v in overrides.items() if k != "examples"},
+              {"training": {"seed": seed}}))
+    return from_dict(type(base_config), data, "variant")
+
+
+def summarise(runs):
+    out = {}
+    for metric in METRICS:
+        values = np.array([r["test"][metric] for r in runs])
+        out[metric] = {"mean": float(values.mean()), "std": float(values.std(ddof=1))
+                       if len(values) > 1 else 0.0}
+    out["best_epoch"] = [r["best_epoch"] for r in runs]
+    out["train_examples_per_second"] = float(np.mean([r["train_examples_per_second"]
+                                                      for r in runs]))
+    return out
+
+
+def markdown(results, popularity, seeds, command):
+    lines = [f"Test figures, P1 protocol (PROTOCOL.md), MovieLens-100K, epoch chosen on "
+             f"validation map@100; mean ± std over seeds {seeds}.", "",
+             f"Command: `{command}`", "",
+             "| variant | " + " | ".join(METRICS) + " | best epochs | train ex/s |",
+             "|---|" + "---|" * (len(METRICS) + 2)]
+    lines.append("| popularity | " + " | ".join(f"{popularity[m]:.4f}" for m in METRICS)
+                 + " | - | - |")
+    for name, s in results.items():
+        lines.append(f"| {name} | " + " | ".join(
+            f"{s[m]['mean']:.4f} ± {s[m]['std']:.4f}" for m in METRICS)
+            + f" | {s['best_epoch']} | {s['train_examples_per_second']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--only", nargs="*", help="substrings of variant names to run")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="extra variant NAME=JSON overrides (replaces the built-in list)")
+    parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = parser.parse_args()
+    base = load_config(MAIN)
+    variants = {**LOSSES, **ABLATION}
+    if args.variant:
+        variants = dict(v.split("=", 1) for v in args.variant)
+        variants = {k: json.loads(v) for k, v in variants.items()}
+    if args.only:
+        variants = {k: v for k, v in variants.items() if any(o in k for o in args.only)}
+
+    from tfrec.models.training import train_candidate_generation
+    events = load_events(base.data, log=lambda *_: None)
+    corpus = events.videos["video_id"].to_numpy()
+    cache = {}
+    results, raw = {}, {}
+    popularity = None
+    for name, overrides in variants.items():
+        runs = []
+        for seed in args.seeds:
+            config = variant_config(base, overrides, seed)
+            key = json.dumps(dataclasses.asdict(config.examples), sort_keys=True)
+            if key not in cache:
+                cache[key] = build_candidate_examples(events, config.examples)
+            examples = cache[key]
+            if popularity is None:
+                pop = Popularity(corpus, examples.train_watches["video_id"])
+                popularity = evaluate_next_watch(lambda s, e: pop.scores(e - s), examples.test,
+                                                 corpus)
+            cg = config.candidate_generation
+            start = time.perf_counter()
+            _, result = train_candidate_generation(examples, events.users, corpus, cg.tower,
+                                                   cg.softmax, cg.training,
+                                                   log=lambda *_: None)
+            result["seconds"] = round(time.perf_counter() - start, 1)
+            runs.append(result)
+            print(f"{name} seed {seed}: test " + " ".join(
+                f"{m}={result['test'][m]:.4f}" for m in METRICS) +
+                f" (best epoch {result['best_epoch']}, {result['seconds']}s)", flush=True)
+        results[name] = summarise(runs)
+        raw[name] = {"overrides": overrides, "runs": [{k: v for k, v in r.items()
+                                                       if k != "history"} for r in runs]}
+    command = "python " + " ".join(["benchmarks/p1_candidate_generation.py", *sys.argv[1:]])
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "p1_candidate_generation.json"), "w") as f:
+        json.dump({"command": command, "seeds": args.seeds, "popularity": popularity,
+                   "summary": results, "raw": raw}, f, indent=2)
+    table = markdown(results, popularity, args.seeds, command)
+    with open(os.path.join(args.out, "p1_candidate_generation.md"), "w") as f:
+        f.write(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
