@@ -113,9 +113,18 @@ def main():
     events = load_events(base.data, log=lambda *_: None)
     corpus = events.videos["video_id"].to_numpy()
     cache = {}
-    results, raw = {}, {}
+    results, raw, done = {}, {}, {}
     popularity = None
     for name, overrides in variants.items():
+        # A variant identical to one already run (e.g. an ablation row equal to the main config)
+        # reuses its runs rather than training again.
+        resolved = json.dumps(to_dict(variant_config(base, overrides, 0)), sort_keys=True)
+        if resolved in done:
+            results[name], raw[name] = results[done[resolved]], {
+                "overrides": overrides, "same_as": done[resolved]}
+            print(f"{name}: same configuration as {done[resolved]!r}", flush=True)
+            continue
+        done[resolved] = name
         runs = []
         for seed in args.seeds:
             config = variant_config(base, overrides, seed)

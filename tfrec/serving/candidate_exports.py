@@ -1,0 +1,95 @@
+"""Export a trained candidate generator as the three retrieval servables.
+
+  user_tower             raw features -> user_vector [B, d]
+  retrieval_brute_force  raw features -> video_ids [B, k] (string), scores [B, k]; stock TF ops
+  retrieval_scann        same signature through a tuned ScaNN index; needs `import scann`
+"""
+import time
+
+import numpy as np
+
+from tfrec.keras_check import require_keras2
+from tfrec.serving.export import export_servable, write_models_config
+from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, query_vectors,
+                                     serving_signature)
+from tfrec.serving.scann_index import (build_searcher, exact_top_k, recall_against_exact, search,
+                                       tune_scann)
+
+tf = require_keras2()
+NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
+
+
+class UserTowerServable(tf.Module):
+    """Raw user features -> {"user_vector": u [B, d]}."""
+
+    def __init__(self, user_tower, name=None):
+        super().__init__(name=name)
+        self.user_tower = user_tower
+        self.serve = tf.function(self._serve, input_signature=[serving_signature(user_tower)])
+
+    def _serve(self, features):
+        return {"user_vector": query_vectors(self.user_tower, features, with_bias=False)}
+
+
+def _qps(fn, batches):
+    fn(batches[0])  # warm-up (traces the function)
+    start = time.perf_counter()
+    count = 0
+    for batch in batches:
+        fn(batch)
+        count += len(next(iter(batch.values())))
+    return count / (time.perf_counter() - start)
+
+
+def export_candidate_generation(model, base_dir, features, manifest, k=100, target_recall=0.95,
+                                log=print):
+    """Tune ScaNN on the user vectors of `features`, export all three servables.
+
+    Args:
+      model: a trained CandidateGenerationModel.
+      base_dir: the saved_models folder.
+      features: numpy feature dict of real queries (validation), for tuning and warmup.
+      manifest: run facts for every manifest.json (run name, config, metrics...).
+    Returns:
+      {"paths": {name: version folder}, "ann": figures measured against exact search}.
+    """
+    tower = model.user_tower
+    with_bias = model.video_bias is not None
+    video_ids, table = model.candidate_table()
+    inputs = {name: features[name] for name in tower.input}
+    queries = model.query_vectors(features)
+    settings, tuning = tune_scann(table, queries, k=k, target_recall=target_recall, log=log)
+    start = time.perf_counter()
+    searcher = build_searcher(table, k, settings)
+    build_seconds = time.perf_counter() - start
+    exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10)
+    exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k)
+
+    servables = {
+        "user_tower": UserTowerServable(tower),
+        "retrieval_brute_force": BruteForceRetrieval(tower, video_ids, table, k, with_bias),
+        "retrieval_scann": ScannRetrieval(tower, video_ids, searcher.serialize_to_module(), k,
+                                          with_bias, max_history=inputs.get(
+                                              "watch_history", np.zeros((0, 0))).shape[1]),
+    }
+    batches = [{n: v[i:i + 256] for n, v in inputs.items()}
+               for i in range(0, len(queries), 256)]
+    ann = {"k": k, "corpus": int(len(video_ids)), "queries": int(len(queries)),
+           "scann_settings": tuning["settings"],
+           "recall@10_vs_exact": recall_against_exact(approx10, exact10),
+           f"recall@{k}_vs_exact": recall_against_exact(approx_k, exact_k),
+           "scann_build_seconds": build_seconds,
+           "brute_force_qps": _qps(servables["retrieval_brute_force"].serve, batches),
+           "scann_qps": _qps(servables["retrieval_scann"].serve, batches)}
+    warmup = [{n: v[:2] for n, v in inputs.items()}]
+    signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
+                 for n, s in serving_signature(tower).items()}
+    paths = {}
+    for name, module in servables.items():
+        paths[name] = export_servable(
+            module, base_dir, name, {**manifest, "inputs": signature, "k": k,
+                                     "ann": ann if name == "retrieval_scann" else None},
+            warmup_requests=warmup, scann=name == "retrieval_scann")
+        log(f"  exported {paths[name]}")
+    write_models_config(base_dir, NAMES)
+    return {"paths": paths, "ann": ann}
