@@ -33,7 +33,8 @@ setup(
     packages=find_packages(include=["tfrec", "tfrec.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "dev": ["pytest==9.2.0"],
+        "serving": ["tensorflow-serving-api==2.20.0"],
+        "dev": ["pytest==9.2.0", "tensorflow-serving-api==2.20.0"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
 )
