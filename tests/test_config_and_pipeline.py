@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import re
 import subprocess
 import sys
 
@@ -58,15 +59,18 @@ def test_config_show_fills_defaults():
     assert "max_search_queries: 50" in out.stdout
 
 
-def _quick(config, epochs=2):
+def _quick(config, saved_models, epochs=2):
     """The main config with a short training schedule (the full run belongs to `make run`)."""
     cg = config.candidate_generation
-    return dataclasses.replace(config, candidate_generation=dataclasses.replace(
-        cg, training=dataclasses.replace(cg.training, epochs=epochs)))
+    return dataclasses.replace(
+        config,
+        candidate_generation=dataclasses.replace(
+            cg, training=dataclasses.replace(cg.training, epochs=epochs)),
+        export=dataclasses.replace(config.export, saved_models_dir=str(saved_models)))
 
 
 def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
-    config = _quick(load_config(MAIN))
+    config = _quick(load_config(MAIN), tmp_path / "saved_models")
     metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
     on_disk = json.loads((tmp_path / "movielens_100k" / "metrics.json").read_text())
     assert on_disk["data"]["watches"] == 100_000 and on_disk["data"]["users"] == 943
@@ -75,7 +79,10 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
     assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
-                                         "candidate_generation"}
+                                         "candidate_generation", "export"}
+    assert on_disk["ann"]["recall@10_vs_exact"] > 0.99  # small corpus: ScaNN scores exactly
+    assert sorted(on_disk["exports"]) == ["retrieval_brute_force", "retrieval_scann",
+                                          "user_tower"]
     retrieval = on_disk["retrieval"]
     assert retrieval["epochs_run"] == 2 and retrieval["test"]["queries"] == 943
     assert retrieval["test"]["recall@100"] > test["recall@100"]
@@ -85,6 +92,25 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     events_cfg = _write(tmp_path, f"name: again\ndata:\n  format: events\n  path: "
                                   f"{tmp_path / 'movielens_100k' / 'events'}\n")
     again = run_pipeline(dataclasses.replace(load_config(events_cfg), candidate_generation=(
-        dataclasses.replace(config.candidate_generation, enabled=False))),
+        dataclasses.replace(config.candidate_generation, enabled=False)),
+        export=dataclasses.replace(config.export, enabled=False)),
         runs_dir=str(tmp_path), log=lambda *_: None)
     assert again["popularity"] == metrics["popularity"]
+
+
+def test_recommend_command_uses_the_exports(tmp_path, ml100k_dir):
+    config = dataclasses.replace(_quick(load_config(MAIN), tmp_path / "sm", epochs=1),
+                                 name="rec")
+    run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+    out = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
+                          str(tmp_path / "sm"), "--user-id", "42", "-k", "7"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("user 42: 183 watches")
+    top = [line for line in lines if re.match(r"^\s+\d+\.\s", line)]
+    assert len(top) == 7
+    missing = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
+                              str(tmp_path / "sm"), "--user-id", "nobody"],
+                             capture_output=True, text=True)
+    assert missing.returncode == 2 and "user 'nobody' is not in" in missing.stderr

@@ -29,6 +29,15 @@ def _parser():
     fetch.add_argument("dataset", choices=DATASETS)
     fetch.add_argument("--cache-dir", default=None, help="default: $TFREC_CACHE or ~/.cache/tfrec")
 
+    rec = sub.add_parser("recommend", help="a user's top-k from the exported SavedModels")
+    rec.add_argument("--saved-models", default="saved_models")
+    rec.add_argument("--user-id", required=True)
+    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("--model", default="retrieval_brute_force",
+                     choices=("retrieval_brute_force", "retrieval_scann"))
+    rec.add_argument("--events", default=None,
+                     help="event folder (default: the exporting run's, from the manifest)")
+
     config = sub.add_parser("config", help="config commands")
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print a config with every default filled in")
@@ -44,12 +53,18 @@ def main(argv=None):
             config = load_config(args.config)
             log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, flush=True))
             run_pipeline(config, runs_dir=args.runs_dir, log=log)
+        elif args.command == "recommend":
+            from tfrec.serving.recommend import format_recommendations, recommend, titles
+            recent, recs, manifest = recommend(args.saved_models, args.user_id, args.k,
+                                               args.model, args.events)
+            names = titles(args.events or manifest["events_dir"])
+            print(format_recommendations(args.user_id, recent, recs, names))
         elif args.command == "data":
             print(fetch_movielens_100k(args.cache_dir))
         elif args.command == "config":
             import yaml
             print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
-    except (ConfigError, DataError, FetchError) as err:
+    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError) as err:
         print(f"tfrec: error: {err}", file=sys.stderr)
         return 2
     return 0

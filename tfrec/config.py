@@ -58,6 +58,23 @@ class CandidateGenerationConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """The serving exports (needs candidate generation).
+
+    Args:
+      enabled: export user_tower, retrieval_brute_force and retrieval_scann.
+      saved_models_dir: export base folder (relative to the working directory).
+      k: results per retrieval request.
+      target_recall: ScaNN is tuned to this recall@k against exact search.
+    """
+
+    enabled: bool = True
+    saved_models_dir: str = "saved_models"
+    k: int = 100
+    target_recall: float = 0.95
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """A whole pipeline run; `name` names the folder runs/<name>/."""
 
@@ -66,6 +83,7 @@ class PipelineConfig:
     examples: ExampleConfig = ExampleConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     candidate_generation: CandidateGenerationConfig = CandidateGenerationConfig()
+    export: ExportConfig = ExportConfig()
 
 
 def _check_type(value, annotation, key, where):
@@ -155,6 +173,10 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'candidate_generation.tower.max_history' "
                           f"({cg.tower.max_history}) must equal 'examples.max_history' "
                           f"({config.examples.max_history})")
+    if config.export.enabled and not cg.enabled:
+        raise ConfigError(f"{where}: 'export.enabled' needs 'candidate_generation.enabled'")
+    if not 0 < config.export.target_recall <= 1 or config.export.k < 1:
+        raise ConfigError(f"{where}: 'export.target_recall' must be in (0, 1] and 'export.k' >= 1")
     if not config.evaluation.ks or min(config.evaluation.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
     return config

@@ -3,13 +3,14 @@
 Each stage writes under runs/<name>/ and adds its figures to runs/<name>/metrics.json, so the file
 always shows everything that works, end to end. Later capabilities add stages here.
 """
+import hashlib
 import json
 import os
-import sys
 import time
 
 import yaml
 
+import tfrec
 from tfrec.config import to_dict
 from tfrec.data import fetch, movielens, schema
 from tfrec.evaluation.next_watch import evaluate_next_watch
@@ -134,6 +135,32 @@ def run_pipeline(config, runs_dir="runs", log=print):
                                       if k != "queries"))
             return model
 
-        run.stage("candidate_generation", candidate_generation_stage)
+        model = run.stage("candidate_generation", candidate_generation_stage)
+
+        if config.export.enabled:
+            def export_stage():
+                from tfrec.features.dataset import padded_features
+                from tfrec.serving.candidate_exports import export_candidate_generation
+                features = padded_features(examples.validation, cg.tower.max_history,
+                                           cg.tower.max_search_tokens)
+                manifest = {
+                    "tfrec_version": tfrec.__version__, "run": config.name, "run_dir": run.dir,
+                    "events_dir": run.path("events"), "config": to_dict(config),
+                    "end_of_training": examples.end_of_training,
+                    "videos": int(len(corpus)),
+                    "video_vocabulary_sha256": hashlib.sha256(
+                        "\n".join(map(str, corpus)).encode()).hexdigest(),
+                    "retrieval_test": run.metrics["retrieval"]["test"],
+                }
+                out = export_candidate_generation(
+                    model, config.export.saved_models_dir, features, manifest,
+                    k=config.export.k, target_recall=config.export.target_recall, log=log)
+                run.metrics["ann"] = out["ann"]
+                run.metrics["exports"] = out["paths"]
+                log(f"  ScaNN recall@10 vs exact {out['ann']['recall@10_vs_exact']:.4f}, "
+                    f"brute force {out['ann']['brute_force_qps']:.0f} q/s, "
+                    f"ScaNN {out['ann']['scann_qps']:.0f} q/s")
+
+            run.stage("export", export_stage)
     log(f"metrics: {run.path('metrics.json')}")
     return run.metrics

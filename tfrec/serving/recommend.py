@@ -1,0 +1,76 @@
+"""`tfrec recommend`: a user's top-k from the exported SavedModels alone (no model code).
+
+The request is built the way a front end would: the user's watches so far (most recent first,
+at most the exported history width), demographics, example_age 0. The events come from the run
+that exported the model (its manifest names the folder), or from --events.
+"""
+import json
+import os
+
+import numpy as np
+import pandas as pd
+
+from tfrec.features.ordering import order_watches
+from tfrec.keras_check import require_keras2
+
+
+def latest_version(model_dir):
+    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()] \
+        if os.path.isdir(model_dir) else []
+    if not versions:
+        raise FileNotFoundError(f"no exported version in {model_dir}")
+    return os.path.join(model_dir, str(max(versions)))
+
+
+def user_request(events_dir, user_id, signature_inputs):
+    """{input name: [1, ...] numpy} for one user, and the user's recent watches (newest first)."""
+    watches = pd.read_parquet(os.path.join(events_dir, "watches.parquet"))
+    users = pd.read_parquet(os.path.join(events_dir, "users.parquet")).set_index("user_id")
+    if user_id not in users.index:
+        raise KeyError(f"user {user_id!r} is not in {events_dir}/users.parquet")
+    mine = order_watches(watches[watches["user_id"] == user_id])["video_id"].to_numpy()[::-1]
+    request = {}
+    for name, spec in signature_inputs.items():
+        if name == "watch_history":
+            width = spec["shape"][1]
+            row = list(mine[:width]) + [""] * max(0, width - len(mine))
+            request[name] = np.array([row], dtype=object)
+        elif name == "search_tokens":
+            request[name] = np.array([[""] * spec["shape"][1]], dtype=object)
+        elif name == "example_age":
+            request[name] = np.zeros(1, np.float32)
+        else:
+            request[name] = np.array([str(users.loc[user_id, name])], dtype=object)
+    return request, list(mine)
+
+
+def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events_dir=None):
+    """Returns (recent watches, [(video_id, score)]) for a user, from the SavedModel only."""
+    tf = require_keras2()
+    path = latest_version(os.path.join(saved_models, model))
+    with open(os.path.join(path, "manifest.json")) as f:
+        manifest = json.load(f)
+    if model == "retrieval_scann":
+        import scann  # noqa: F401  (registers the ScaNN ops the SavedModel needs)
+    request, recent = user_request(events_dir or manifest["events_dir"], str(user_id),
+                                   manifest["inputs"])
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    out = serve(**{name: tf.constant(value) for name, value in request.items()})
+    ids = [v.decode() for v in out["video_ids"].numpy()[0][:k]]
+    return recent, list(zip(ids, out["scores"].numpy()[0][:k].tolist())), manifest
+
+
+def titles(events_dir):
+    videos = pd.read_parquet(os.path.join(events_dir, "videos.parquet"))
+    if "title" not in videos.columns:
+        return {}
+    return dict(zip(videos["video_id"], videos["title"]))
+
+
+def format_recommendations(user_id, recent, recs, names, shown_history=5):
+    name = lambda v: f"{names.get(v, '')} [{v}]".strip()  # noqa: E731
+    lines = [f"user {user_id}: {len(recent)} watches; most recent:"]
+    lines += [f"  {name(v)}" for v in recent[:shown_history]]
+    lines.append(f"top {len(recs)}:")
+    lines += [f"  {i + 1:>3}. {score:8.3f}  {name(v)}" for i, (v, score) in enumerate(recs)]
+    return "\n".join(lines)
