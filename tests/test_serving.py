@@ -205,3 +205,23 @@ def test_export_killed_with_sigkill_leaves_no_version(exported, tmp_path):
     left = os.listdir(tmp_path / "killed")
     assert left and all(name.startswith(".incomplete-") for name in left)
     assert export_module.next_version(str(tmp_path / "killed")) == 1
+
+
+def test_scann_tuning_reaches_the_target_recall_with_a_real_tree():
+    from tfrec.serving.scann_index import (build_searcher, exact_top_k, recall_against_exact,
+                                           search, tune_scann)
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(200, 16))
+    table = (centers[rng.integers(0, 200, 30_000)] + 0.5 * rng.normal(size=(30_000, 16))) * \
+        rng.lognormal(0, 0.3, (30_000, 1))
+    queries = centers[rng.integers(0, 200, 300)] + 0.5 * rng.normal(size=(300, 16))
+    settings, report = tune_scann(table.astype(np.float32), queries.astype(np.float32), k=10,
+                                  target_recall=0.95, log=lambda *_: None)
+    assert settings.num_leaves == int(np.sqrt(30_000))  # a tree, not brute force
+    assert report["recall@10"] >= 0.95
+    # Held-out queries: the tuned settings generalise.
+    held_out = (centers[rng.integers(0, 200, 300)] + 0.5 * rng.normal(size=(300, 16)))
+    searcher = build_searcher(table, 10, settings)
+    recall = recall_against_exact(search(searcher, held_out, 10, settings),
+                                  exact_top_k(held_out, table, 10))
+    assert recall >= 0.9

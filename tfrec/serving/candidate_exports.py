@@ -62,15 +62,16 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
     start = time.perf_counter()
     searcher = build_searcher(table, k, settings)
     build_seconds = time.perf_counter() - start
-    exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10)
-    exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k)
+    exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10, settings)
+    exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k, settings)
 
     servables = {
         "user_tower": UserTowerServable(tower),
         "retrieval_brute_force": BruteForceRetrieval(tower, video_ids, table, k, with_bias),
         "retrieval_scann": ScannRetrieval(tower, video_ids, searcher.serialize_to_module(), k,
                                           with_bias, max_history=inputs.get(
-                                              "watch_history", np.zeros((0, 0))).shape[1]),
+                                              "watch_history", np.zeros((0, 0))).shape[1],
+                                          search_kwargs=settings.search_kwargs()),
     }
     batches = [{n: v[i:i + 256] for n, v in inputs.items()}
                for i in range(0, len(queries), 256)]

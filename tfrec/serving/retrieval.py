@@ -85,13 +85,16 @@ class ScannRetrieval(_Retrieval):
 
     Args:
       searcher_module: `scann_ops.builder(...).build().serialize_to_module()`.
+      max_history: the watch-history width; k + max_history neighbours are fetched.
+      search_kwargs: ScaNN search-time parameters (leaves_to_search, pre_reorder_num_neighbors).
       others as BruteForceRetrieval.
     """
 
     def __init__(self, user_tower, video_ids, searcher_module, k=100, with_bias=False,
-                 max_history=0, name=None):
+                 max_history=0, search_kwargs=None, name=None):
         super().__init__(user_tower, video_ids, None, k, with_bias, name=name)
         self.searcher_module = searcher_module
+        self.search_kwargs = dict(search_kwargs or {})
         self.fetch = int(k) + int(max_history)
         self.serve = tf.function(self._serve, input_signature=[self.signature])
 
@@ -99,7 +102,8 @@ class ScannRetrieval(_Retrieval):
         from scann.scann_ops.py import scann_ops
         searcher = scann_ops.searcher_from_module(self.searcher_module)
         u = query_vectors(self.user_tower, features, self.with_bias)
-        result = searcher.search_batched_parallel(u, final_num_neighbors=self.fetch)
+        result = searcher.search_batched_parallel(u, final_num_neighbors=self.fetch,
+                                                  **self.search_kwargs)
         rows = tf.cast(result.indices, tf.int64)  # [B, fetch]
         scores = result.distances
         history = self.history_rows(features)
