@@ -51,8 +51,8 @@ def naive_examples(events, config):
         for i in range(len(vids)):
             if rs[i] != TRAIN:
                 continue
-            hist = [vids[j] for j in range(i - 1, -1, -1) if ts[j] < ts[i]][:config.max_history]
-            if len(hist) >= config.min_history:
+            hist = [vids[j] for j in range(i - 1, -1, -1)][:config.max_history]
+            if i >= config.min_history:
                 labels.append(vids[i])
                 histories.append(hist)
                 ages.append(end - ts[i])

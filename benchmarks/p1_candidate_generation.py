@@ -100,7 +100,11 @@ def main():
     parser.add_argument("--variant", action="append", default=[],
                         help="extra variant NAME=JSON overrides (replaces the built-in list)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--merge", nargs="+", metavar="JSON",
+                        help="combine result files of runs made in parallel (no training)")
     args = parser.parse_args()
+    if args.merge:
+        return merge_results(args.merge, args.out)
     base = load_config(MAIN)
     variants = {**LOSSES, **ABLATION}
     if args.variant:
@@ -149,15 +153,48 @@ def main():
         results[name] = summarise(runs)
         raw[name] = {"overrides": overrides, "runs": [{k: v for k, v in r.items()
                                                        if k != "history"} for r in runs]}
-    command = "python " + " ".join(["benchmarks/p1_candidate_generation.py", *sys.argv[1:]])
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "p1_candidate_generation.json"), "w") as f:
-        json.dump({"command": command, "seeds": args.seeds, "popularity": popularity,
+        write(args.out, args.seeds, popularity, results, raw)  # after every variant: no loss
+    print(write(args.out, args.seeds, popularity, results, raw))
+
+
+def merge_results(paths, out):
+    """Combine result files (e.g. losses and ablation run in two processes) in table order; a
+    variant whose configuration equals another's (the ablation row that is the main config)
+    takes that variant's runs."""
+    parts = [json.load(open(p)) for p in paths]
+    base = load_config(MAIN)
+    results, raw, by_config = {}, {}, {}
+    for part in parts:
+        for name, summary in part["summary"].items():
+            results[name], raw[name] = summary, part["raw"][name]
+            by_config[json.dumps(to_dict(variant_config(base, raw[name]["overrides"], 0)),
+                                 sort_keys=True)] = name
+    ordered_results, ordered_raw = {}, {}
+    for name, overrides in {**LOSSES, **ABLATION}.items():
+        same = by_config.get(json.dumps(to_dict(variant_config(base, overrides, 0)),
+                                        sort_keys=True))
+        if same:
+            ordered_results[name] = results[same]
+            ordered_raw[name] = raw[same] if same == name else {"overrides": overrides,
+                                                                 "same_as": same}
+    command = "; ".join([p["command"] for p in parts] + [
+        "python benchmarks/p1_candidate_generation.py --merge " + " ".join(paths)])
+    print(write(out, parts[0]["seeds"], parts[0]["popularity"], ordered_results, ordered_raw,
+                command))
+
+
+def write(out, seeds, popularity, results, raw, command=None):
+    """Write the JSON and the Markdown table; returns the table."""
+    command = command or "python " + " ".join(["benchmarks/p1_candidate_generation.py",
+                                               *sys.argv[1:]])
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "p1_candidate_generation.json"), "w") as f:
+        json.dump({"command": command, "seeds": seeds, "popularity": popularity,
                    "summary": results, "raw": raw}, f, indent=2)
-    table = markdown(results, popularity, args.seeds, command)
-    with open(os.path.join(args.out, "p1_candidate_generation.md"), "w") as f:
+    table = markdown(results, popularity, seeds, command)
+    with open(os.path.join(out, "p1_candidate_generation.md"), "w") as f:
         f.write(table)
-    print(table)
+    return table
 
 
 if __name__ == "__main__":

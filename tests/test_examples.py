@@ -1,10 +1,11 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from conftest import make_events
 from tfrec.data.movielens import read_recbole
 from tfrec.features.candidate_examples import (ExampleConfig, UserSearches, history_before,
-                                               user_candidate_examples)
+                                               history_positions, user_candidate_examples)
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ordering import order_watches, tie_break_keys
 from tfrec.features.ragged import Ragged
@@ -30,11 +31,29 @@ def test_split_last_is_test_second_to_last_is_validation():
     assert roles.tolist() == [0, 0, 1, 2, 0, 0, 0, 1, 2]
 
 
-def test_history_is_strictly_before_and_newest_first():
+def test_search_history_is_strictly_before_and_newest_first():
     times = np.array([1, 2, 2, 3, 5])
     idx, lengths = history_before(times, np.array([2, 4, 1]), max_len=2)
     assert lengths.tolist() == [1, 2, 0]
     assert idx.tolist() == [0, 3, 2]
+
+
+def test_watch_history_is_the_positions_before_newest_first():
+    idx, lengths = history_positions(np.array([0, 1, 4]), max_len=3)
+    assert lengths.tolist() == [0, 1, 3]
+    assert idx.tolist() == [0, 3, 2, 1]
+
+
+def test_same_second_watches_follow_the_tie_rule():
+    # a, b, c share a second: the tie rule orders them, and each sees those before it.
+    events = make_events([("u", "a", 5), ("u", "b", 5), ("u", "c", 5), ("u", "z", 1),
+                          ("u", "y", 9), ("u", "x", 10)])
+    ordered = order_watches(events.watches)["video_id"].tolist()
+    ex = build_candidate_examples(events, ExampleConfig(min_history=0))
+    for label, hist in zip(ex.train["label"], (ex.train["watch_history"].row(i) for i in
+                                              range(len(ex.train)))):
+        pos = ordered.index(label)
+        assert hist.tolist() == ordered[:pos][::-1]
 
 
 def test_search_tokens_come_from_earlier_searches_newest_first():
@@ -56,16 +75,25 @@ def test_driver_tokenises_search_queries():
     assert ex.test["search_tokens"].row(0).tolist() == ["dogs", "funny", "cats"]
 
 
-def test_no_feature_from_at_or_after_the_label_time(ml_examples):
+def test_no_feature_from_after_the_label(ml_examples):
+    """Every history watch is earlier in the watch order than the label: its time is <= the
+    label's, and a same-second one is before the label by the tie rule."""
     events, ex = ml_examples
-    watch_time = events.watches.set_index(["user_id", "video_id"])["timestamp"]
-    assert watch_time.index.is_unique  # MovieLens has no re-watches: (user, video) -> time
+    ordered = order_watches(events.watches)
+    position = pd.Series(np.arange(len(ordered)), index=pd.MultiIndex.from_arrays(
+        [ordered["user_id"], ordered["video_id"]]))
+    assert position.index.is_unique  # MovieLens has no re-watches: (user, video) -> position
+    watch_time = ordered.set_index(["user_id", "video_id"])["timestamp"]
     for split in (ex.train, ex.validation, ex.test):
         hist = split["watch_history"]
         users = np.repeat(split["user_id"], hist.lengths)
+        keys = list(zip(users, hist.values))
+        label_pos = np.repeat(position.loc[list(zip(split["user_id"], split["label"]))]
+                              .to_numpy(), hist.lengths)
         label_times = np.repeat(split["timestamp"], hist.lengths)
-        hist_times = watch_time.loc[list(zip(users, hist.values))].to_numpy()
-        assert len(hist_times) > 0 and (hist_times < label_times).all()
+        assert len(keys) > 0
+        assert (position.loc[keys].to_numpy() < label_pos).all()
+        assert (watch_time.loc[keys].to_numpy() <= label_times).all()
 
 
 def test_history_is_complete_and_newest_first(ml_examples):
@@ -74,9 +102,9 @@ def test_history_is_complete_and_newest_first(ml_examples):
     by_user = {u: g for u, g in ordered.groupby("user_id")}
     rng = np.random.default_rng(0)
     for row in rng.choice(len(ex.train), 200, replace=False):
-        g = by_user[ex.train["user_id"][row]]
-        earlier = g[g["timestamp"] < ex.train["timestamp"][row]]["video_id"].to_numpy()[::-1][:50]
-        assert ex.train["watch_history"].row(row).tolist() == earlier.tolist()
+        videos = by_user[ex.train["user_id"][row]]["video_id"].tolist()
+        pos = videos.index(ex.train["label"][row])
+        assert ex.train["watch_history"].row(row).tolist() == videos[:pos][::-1][:50]
 
 
 def test_held_out_targets_are_never_training_labels(ml_examples):

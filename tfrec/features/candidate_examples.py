@@ -1,9 +1,13 @@
 """Candidate-generation examples (ARCHITECTURE.md, "Examples").
 
-One example per (user, training watch at time t): the label is that watch; every feature comes from
-strictly before t (timestamp < t, so watches in the same second as the label are never features):
-  watch_history   video ids, most recent first, at most `max_history`
-  search_tokens   tokens of the most recent `max_search_queries` searches, most recent query first
+One example per (user, training watch at position i, time t): the label is that watch; every
+feature comes from before it:
+  watch_history   the watches at positions < i in the one watch order of the project (time, ties
+                  broken by crc32; `tfrec.features.ordering`), most recent first, at most
+                  `max_history`; so their timestamps are <= t, and a watch in the same second as
+                  the label is history only if the neutral tie rule puts it first (PROTOCOL.md)
+  search_tokens   tokens of the most recent `max_search_queries` searches strictly before t,
+                  most recent query first
   example_age     end of the training window - t, in seconds (0 at serving)
   demographics    the user's columns of the users table
 At most `max_examples_per_user` examples per user (a seeded per-user sample) keep heavy users from
@@ -32,7 +36,7 @@ class ExampleConfig:
       max_history: most recent watches kept as the history feature.
       max_search_queries: most recent searches whose tokens are kept.
       max_examples_per_user: cap on training examples per user; 0 means no cap.
-      min_history: a training label needs at least this many strictly earlier watches.
+      min_history: a training label needs at least this many earlier watches.
       seed: seeds the per-user cap sample (with the user id, so each user is independent).
     """
 
@@ -81,8 +85,20 @@ def _search_tokens_before(searches, query_times, max_queries):
     return Ragged(searches.tokens.values[flat], lengths.astype(np.int64))
 
 
-def _features_at(video_ids, timestamps, label_times, searches, config):
-    hist_idx, hist_len = history_before(timestamps, label_times, config.max_history)
+def history_positions(positions, max_len):
+    """Indices of the (up to `max_len`) watches before each position, newest first.
+
+    Args:
+      positions: [m] positions of the labels in the user's ordered watches.
+    Returns:
+      (flat indices [sum(lengths)], lengths [m]).
+    """
+    lengths = np.minimum(positions, max_len)
+    return ranges(positions - 1, lengths, step=-1), lengths
+
+
+def _features_at(video_ids, positions, label_times, searches, config):
+    hist_idx, hist_len = history_positions(positions, config.max_history)
     return {
         "watch_history": Ragged(video_ids[hist_idx], hist_len),
         "search_tokens": _search_tokens_before(searches, label_times, config.max_search_queries),
@@ -106,9 +122,7 @@ def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_tr
       watch_history / search_tokens with m rows.
     """
     searches = searches or UserSearches.empty()
-    positions = np.arange(num_train)
-    earlier = np.searchsorted(timestamps, timestamps[:num_train], side="left")
-    positions = positions[earlier >= config.min_history]
+    positions = np.arange(min(config.min_history, num_train), num_train)
     cap = config.max_examples_per_user
     if cap and len(positions) > cap:
         rng = np.random.default_rng([config.seed, zlib.crc32(str(user_id).encode())])
@@ -118,7 +132,7 @@ def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_tr
         "label": video_ids[positions],
         "timestamp": label_times,
         "example_age": end_of_training - label_times,
-        **_features_at(video_ids, timestamps, label_times, searches, config),
+        **_features_at(video_ids, positions, label_times, searches, config),
     }
 
 
@@ -139,7 +153,7 @@ def user_next_watch_queries(video_ids, timestamps, target_positions, config, sea
         "label": video_ids[target_positions],
         "timestamp": label_times,
         "example_age": np.zeros(len(target_positions), np.int64),
-        **_features_at(video_ids, timestamps, label_times, searches, config),
+        **_features_at(video_ids, target_positions, label_times, searches, config),
         "exclusions": Ragged(video_ids[ranges(np.zeros_like(target_positions), target_positions)],
                              target_positions),
     }
