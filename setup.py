@@ -21,6 +21,8 @@ INSTALL_REQUIRES = [
     "matplotlib==3.11.2",
     # TFDS 4.9.10 needs it to prepare datasets (download_and_prepare), but does not declare it.
     "importlib_resources==7.1.0",
+    # Warmup records of the exports (PredictionLog protos); the pipeline exports by default.
+    "tensorflow-serving-api==2.20.0",
 ]
 
 setup(
@@ -33,8 +35,7 @@ setup(
     packages=find_packages(include=["tfrec", "tfrec.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "serving": ["tensorflow-serving-api==2.20.0"],
-        "dev": ["pytest==9.2.0", "tensorflow-serving-api==2.20.0"],
+        "dev": ["pytest==9.2.0"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
 )

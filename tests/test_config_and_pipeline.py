@@ -114,3 +114,18 @@ def test_recommend_command_uses_the_exports(tmp_path, ml100k_dir):
                               str(tmp_path / "sm"), "--user-id", "nobody"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "user 'nobody' is not in" in missing.stderr
+
+
+@pytest.mark.parametrize("section,message", [
+    ("  tower:\n    hidden_units: []\n", "'candidate_generation.tower.hidden_units' must be"),
+    ("  training:\n    epochs: 0\n", "'candidate_generation.training.epochs' must be > 0"),
+    ("  softmax:\n    num_negatives: 0\n", "'candidate_generation.softmax.num_negatives' must"),
+    ("  tower:\n    dropout: 1.5\n", "'candidate_generation.tower.dropout' must be in [0, 1)"),
+    ("  softmax:\n    label_probability: guess\n", "label_probability' must be counts or"),
+    ("  tower:\n    embedding_dim: 32\n  softmax:\n    share_embeddings: true\n",
+     "share_embeddings' needs"),
+])
+def test_values_that_would_crash_later_are_rejected_up_front(tmp_path, section, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(_write(tmp_path, "name: x\ncandidate_generation:\n" + section))
+    assert message in str(err.value)

@@ -173,6 +173,34 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'candidate_generation.tower.max_history' "
                           f"({cg.tower.max_history}) must equal 'examples.max_history' "
                           f"({config.examples.max_history})")
+    positive = {"tower.embedding_dim": cg.tower.embedding_dim,
+                "tower.search_buckets": cg.tower.search_buckets,
+                "tower.search_dim": cg.tower.search_dim,
+                "tower.demographic_dim": cg.tower.demographic_dim,
+                "tower.max_search_tokens": cg.tower.max_search_tokens,
+                "softmax.num_negatives": cg.softmax.num_negatives,
+                "training.epochs": cg.training.epochs,
+                "training.batch_size": cg.training.batch_size,
+                "training.learning_rate": cg.training.learning_rate,
+                "training.patience": cg.training.patience}
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where}: 'candidate_generation.{key}' must be > 0, got {value}")
+    if not cg.tower.hidden_units or min(cg.tower.hidden_units) < 1:
+        raise ConfigError(f"{where}: 'candidate_generation.tower.hidden_units' must be a "
+                          "non-empty list of positive widths (its last is the size of u)")
+    if cg.softmax.share_embeddings and cg.tower.hidden_units[-1] != cg.tower.embedding_dim:
+        raise ConfigError(f"{where}: 'candidate_generation.softmax.share_embeddings' needs "
+                          "tower.hidden_units[-1] == tower.embedding_dim")
+    if not 0 <= cg.tower.dropout < 1 or cg.tower.l2 < 0:
+        raise ConfigError(f"{where}: 'candidate_generation.tower.dropout' must be in [0, 1) "
+                          "and 'tower.l2' >= 0")
+    if cg.softmax.label_probability not in ("counts", "streaming"):
+        raise ConfigError(f"{where}: 'candidate_generation.softmax.label_probability' must be "
+                          f"counts or streaming, got {cg.softmax.label_probability!r}")
+    if not 0 < cg.softmax.streaming_alpha <= 1 or cg.softmax.proposal_alpha < 0:
+        raise ConfigError(f"{where}: 'candidate_generation.softmax.streaming_alpha' must be in "
+                          "(0, 1] and 'softmax.proposal_alpha' >= 0")
     if config.export.enabled and not cg.enabled:
         raise ConfigError(f"{where}: 'export.enabled' needs 'candidate_generation.enabled'")
     if not 0 < config.export.target_recall <= 1 or config.export.k < 1:

@@ -56,7 +56,7 @@ class ExampleSet:
         columns = {}
         for name in table.column_names:
             col = table.column(name)
-            if pa.types.is_list(col.type):
+            if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):
                 columns[name] = Ragged.from_arrow(col)
             else:
                 columns[name] = col.to_numpy(zero_copy_only=False)

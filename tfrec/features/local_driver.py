@@ -9,6 +9,7 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
+from tfrec.data.errors import DataError
 from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
                                                user_candidate_examples, user_next_watch_queries)
 from tfrec.features.example_set import ExampleSet
@@ -64,8 +65,11 @@ def _encode_searches(searches):
     users = ordered["user_id"].to_numpy()
     times = ordered["timestamp"].to_numpy(np.int64)
     out = {}
+    offsets = all_tokens.offsets  # computed once: per-user slices are then O(own searches)
     for start, end in zip(*_user_bounds(users)):
-        out[users[start]] = UserSearches(times[start:end], all_tokens.take(np.arange(start, end)))
+        out[users[start]] = UserSearches(
+            times[start:end], Ragged(all_tokens.values[offsets[start]:offsets[end]],
+                                     all_tokens.lengths[start:end]))
     return out, np.asarray(vocab, dtype=object)
 
 
@@ -97,9 +101,14 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
     Returns:
       CandidateExamples.
     """
+    if len(events.watches) == 0:
+        raise DataError(events.sources.get("watches", "watches"), "no watches to build examples")
     watches = order_watches(events.watches)
     roles = next_watch_roles(watches["user_id"].to_numpy())
     train_mask = roles == TRAIN
+    if not (roles == TEST).any():
+        raise DataError(events.sources.get("watches", "watches"),
+                        "no user has the 3 watches needed for a validation and a test target")
     end_of_training = int(watches["timestamp"].to_numpy()[train_mask].max())
     video_vocab = events.videos["video_id"].to_numpy(dtype=object)
     codes = pd.Index(video_vocab).get_indexer(watches["video_id"])
@@ -126,6 +135,10 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
         if progress and (i % 1000 == 0 or i == len(starts) - 1):
             progress(i + 1, len(starts))
 
+    if sum(len(p["label"]) for p in train_parts) == 0:
+        raise DataError(events.sources.get("watches", "watches"),
+                        f"no training examples: no user has more than examples.min_history="
+                        f"{config.min_history} training watches")
     users = events.users.set_index("user_id")
     demographics = [c for c in users.columns]
     decode = lambda parts: _decode(ExampleSet.concat(parts).columns, video_vocab,  # noqa: E731

@@ -61,8 +61,9 @@ class Ragged:
         return out
 
     def to_arrow(self):
-        return pa.ListArray.from_arrays(pa.array(self.offsets.astype(np.int32)),
-                                        pa.array(self.values))
+        # int64 offsets: 100M examples x 50 history ids overflow int32.
+        return pa.LargeListArray.from_arrays(pa.array(self.offsets.astype(np.int64)),
+                                             pa.array(self.values))
 
     @classmethod
     def from_arrow(cls, array):

@@ -58,38 +58,47 @@ class CandidateSampler(tf.Module):
 
 
 class StreamingFrequencyEstimator(tf.Module):
-    """Estimates how often each row appears in a training batch, from the stream of batches.
+    """Estimates each row's expected count in a training batch, from the stream of batches.
 
-    Yi et al. (RecSys 2019), "Sampling-bias-corrected neural modeling": per row, A = the last step
-    it was seen and B = a moving average of the gap between sightings; a row seen every B steps
-    appears in a batch with probability about 1 / B. Needs no counts in advance, so it follows a
-    corpus whose popularity drifts.
+    After Yi et al. (RecSys 2019), "Sampling-bias-corrected neural modeling": per row, the gap
+    between the steps it is seen in (a row seen every g steps is in a batch with probability
+    1 / g) and the number of times it occurs when seen. Both are running means whose rate is
+    max(alpha, 1 / sightings), so early estimates are plain averages (no start-up bias) and later
+    ones follow a drifting corpus. Needs no counts in advance.
 
     Args:
       num_rows: rows of the embedding table.
-      alpha: moving-average rate of the gap estimate.
-      initial_gap: the gap assumed for a row never seen (large = rare).
+      alpha: the slowest moving-average rate.
     """
 
-    def __init__(self, num_rows, alpha=0.01, initial_gap=None, name=None):
+    def __init__(self, num_rows, alpha=0.01, name=None):
         super().__init__(name=name)
         self.alpha = float(alpha)
-        self.step = tf.Variable(0.0, trainable=False, name="step")
-        self.last_seen = tf.Variable(tf.zeros([num_rows]), trainable=False, name="last_seen")
-        self.gap = tf.Variable(tf.fill([num_rows], float(initial_gap or num_rows)),
-                               trainable=False, name="gap")
+        self.step = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="step")
+        self.last_seen = tf.Variable(tf.zeros([num_rows], tf.int64), trainable=False,
+                                     name="last_seen")
+        self.sightings = tf.Variable(tf.zeros([num_rows]), trainable=False, name="sightings")
+        self.gap = tf.Variable(tf.ones([num_rows]), trainable=False, name="gap")
+        self.count = tf.Variable(tf.ones([num_rows]), trainable=False, name="count")
 
     def update(self, rows):
-        """Record one batch's rows [B]; call once per training step, before `probability`."""
-        self.step.assign_add(1.0)
-        rows, _ = tf.unique(tf.reshape(rows, [-1]))
-        seen_before = tf.gather(self.last_seen, rows) > 0
-        gap = tf.gather(self.gap, rows)
-        new_gap = tf.where(seen_before, (1 - self.alpha) * gap + self.alpha * (
-            self.step - tf.gather(self.last_seen, rows)), gap)
-        self.gap.scatter_nd_update(rows[:, None], new_gap)
-        self.last_seen.scatter_nd_update(rows[:, None], tf.fill(tf.shape(rows), self.step))
+        """Record one batch's rows [B]; call once per training step."""
+        self.step.assign_add(1)
+        rows, _, counts = tf.unique_with_counts(tf.reshape(tf.cast(rows, tf.int64), [-1]))
+        idx = rows[:, None]
+        sightings = tf.gather(self.sightings, rows) + 1.0
+        rate = tf.maximum(self.alpha, 1.0 / sightings)
+        gap_now = tf.cast(self.step - tf.gather(self.last_seen, rows), tf.float32)
+        self.gap.scatter_nd_update(idx, (1 - rate) * tf.gather(self.gap, rows) + rate * gap_now)
+        self.count.scatter_nd_update(idx, (1 - rate) * tf.gather(self.count, rows)
+                                     + rate * tf.cast(counts, tf.float32))
+        self.sightings.scatter_nd_update(idx, sightings)
+        self.last_seen.scatter_nd_update(idx, tf.fill(tf.shape(rows), self.step))
 
     def probability(self, rows):
-        """[...] estimated probability that each row is in a batch (= its expected count)."""
-        return 1.0 / tf.maximum(tf.gather(self.gap, rows), 1.0)
+        """[...] estimated expected count of each row in a batch (count per sighting / gap);
+        a row never seen gets 1 / (steps so far + 1), the rarest rate observable."""
+        seen = tf.gather(self.sightings, rows) > 0
+        estimate = tf.gather(self.count, rows) / tf.maximum(tf.gather(self.gap, rows), 1e-6)
+        unseen = 1.0 / (tf.cast(self.step, tf.float32) + 1.0)
+        return tf.where(seen, estimate, unseen)

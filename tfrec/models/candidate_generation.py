@@ -126,8 +126,9 @@ class CandidateGenerationModel(tfrs.Model):
                 raise ValueError("share_embeddings needs hidden_units[-1] == embedding_dim")
             input_embedding = self.video_embedding
         else:
-            input_embedding = tf.keras.layers.Embedding(num_rows, tower.embedding_dim,
-                                                        name="video_input_embedding")
+            input_embedding = tf.keras.layers.Embedding(
+                num_rows, tower.embedding_dim, name="video_input_embedding",
+                embeddings_regularizer=tf.keras.regularizers.l2(tower.l2) if tower.l2 else None)
         self.user_tower = build_user_tower(tower, self.video_lookup, input_embedding,
                                            demographic_vocabularies, max_example_age_seconds)
         self.video_embedding.build((None,))

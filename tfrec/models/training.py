@@ -42,6 +42,9 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
                                ks=(10, 50, 100), log=print):
     """Train, choosing the epoch on validation; returns (model, result dict)."""
     tf.keras.utils.set_random_seed(training.seed)
+    if len(examples.train) < training.batch_size:
+        raise ValueError(f"{len(examples.train)} training examples: fewer than one batch of "
+                         f"{training.batch_size} (lower candidate_generation.training.batch_size)")
     model = build_model(examples, users, corpus_ids, tower, softmax, seed=training.seed)
     model.compile(optimizer=_optimizer(training))
     train_ds = candidate_dataset(examples.train, training.batch_size, tower.max_history,

@@ -67,14 +67,21 @@ def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=
         if warmup_requests:
             write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE), name,
                                   list(warmup_requests))
-        version = next_version(model_dir)
-        with open(os.path.join(staging, "manifest.json"), "w") as f:
-            json.dump({"name": name, "version": version,
-                       "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-                       "requires_scann_ops": bool(scann), **manifest}, f, indent=2)
-        final = os.path.join(model_dir, str(version))
-        os.rename(staging, final)
-        return final
+        for _ in range(100):  # another exporter may take a number first: try the next one
+            version = next_version(model_dir)
+            with open(os.path.join(staging, "manifest.json"), "w") as f:
+                json.dump({"name": name, "version": version,
+                           "exported_at": datetime.datetime.now(
+                               datetime.timezone.utc).isoformat(),
+                           "requires_scann_ops": bool(scann), **manifest}, f, indent=2)
+            final = os.path.join(model_dir, str(version))
+            try:
+                os.rename(staging, final)  # atomic; fails if the folder exists and is not empty
+                return final
+            except OSError:
+                if not os.path.isdir(final):
+                    raise
+        raise RuntimeError(f"could not find a free version number in {model_dir}")
     finally:
         if os.path.isdir(staging):
             shutil.rmtree(staging)
