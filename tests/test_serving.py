@@ -31,7 +31,7 @@ import numpy as np
 import tensorflow as tf
 if sys.argv[2] == "scann":
     import scann  # registers the ScaNN ops; the only extra import allowed
-fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
+fn = tf.saved_model.load(sys.argv[1]).signatures[sys.argv[3]]
 inputs = json.loads(sys.stdin.read())
 out = fn(**{k: tf.constant(v, tf.float32 if k == "example_age" else tf.string)
             for k, v in inputs.items()})
@@ -68,8 +68,9 @@ def _requests(features, rows):
             "example_age": features["example_age"][rows].tolist()}
 
 
-def _load_and_run(path, inputs, scann=False):
-    out = subprocess.run([sys.executable, "-c", LOADER, path, "scann" if scann else "plain"],
+def _load_and_run(path, inputs, scann=False, signature="serving_default"):
+    out = subprocess.run([sys.executable, "-c", LOADER, path, "scann" if scann else "plain",
+                          signature],
                          input=json.dumps(inputs), capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-3000:]
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -121,6 +122,19 @@ def test_unseen_ids_empty_history_and_padding_give_valid_outputs(exported):
         assert np.array(got["video_ids"]).shape == (3, K)
         assert np.isfinite(got["scores"]).all()
         assert "v1" not in got["video_ids"][2]
+
+
+def test_exclude_watched_signature_drops_the_extra_ids(exported):
+    _, features, _, out = exported
+    inputs = _requests(features, np.arange(3))
+    for name, scann in (("retrieval_brute_force", False), ("retrieval_scann", True)):
+        plain = _load_and_run(out["paths"][name], inputs, scann=scann)
+        extra = [row[:2] + [""] for row in plain["video_ids"]]  # exclude each row's top 2
+        got = _load_and_run(out["paths"][name], {**inputs, "exclude_ids": extra}, scann=scann,
+                            signature="exclude_watched")
+        for before, after, dropped in zip(plain["video_ids"], got["video_ids"], extra):
+            assert not set(after) & set(dropped[:2])
+            assert after[:K - 2] == before[2:]
 
 
 def test_saved_model_cli_show_and_run(exported):

@@ -45,10 +45,12 @@ def write_warmup_requests(path, model_name, requests):
 
 
 def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=False):
-    """Save `module.serve` as the serving_default signature of a new version of `name`.
+    """Save `module`'s signatures (its `signatures()`, else `serve` as serving_default) as a new
+    version of `name`.
 
     Args:
-      module: a tf.Module with a `serve` tf.function that has an input signature.
+      module: a tf.Module with a `serve` tf.function that has an input signature, and optionally
+        a `signatures()` method returning {name: tf.function}.
       base_dir: the saved_models folder.
       name: model name (folder).
       manifest: JSON-serialisable dict, written as manifest.json (plus name, version, time).
@@ -62,8 +64,9 @@ def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=
     staging = os.path.join(model_dir, f".incomplete-{uuid.uuid4().hex}")
     try:
         options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if scann else None)
-        tf.saved_model.save(module, staging, signatures={"serving_default": module.serve},
-                            options=options)
+        signatures = module.signatures() if hasattr(module, "signatures") else {
+            "serving_default": module.serve}
+        tf.saved_model.save(module, staging, signatures=signatures, options=options)
         if warmup_requests:
             write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE), name,
                                   list(warmup_requests))

@@ -54,10 +54,14 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
         import scann  # noqa: F401  (registers the ScaNN ops the SavedModel needs)
     request, recent = user_request(events_dir or manifest["events_dir"], str(user_id),
                                    manifest["inputs"])
-    serve = tf.saved_model.load(path).signatures["serving_default"]
+    # Everything the user has watched is excluded, not only the history input's last 50.
+    request["exclude_ids"] = np.array([recent or [""]], dtype=object)
+    serve = tf.saved_model.load(path).signatures["exclude_watched"]
     out = serve(**{name: tf.constant(value) for name, value in request.items()})
-    ids = [v.decode() for v in out["video_ids"].numpy()[0][:k]]
-    return recent, list(zip(ids, out["scores"].numpy()[0][:k].tolist())), manifest
+    ids = [v.decode() for v in out["video_ids"].numpy()[0]]
+    scores = out["scores"].numpy()[0].tolist()
+    recs = [(v, s) for v, s in zip(ids, scores) if np.isfinite(s)][:k]
+    return recent, recs, manifest
 
 
 def titles(events_dir):

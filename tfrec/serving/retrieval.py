@@ -5,6 +5,11 @@ TensorFlow ops only, so stock TF Serving can serve it. `ScannRetrieval` asks a S
 (needs the scann ops: `import scann` before loading). Both exclude the videos in the request's
 watch history: brute force exactly (their scores are set to -inf), ScaNN by fetching
 k + max_history neighbours and dropping the watched ones.
+
+Signatures: `serving_default` takes the user tower's named inputs; `exclude_watched` takes the
+same plus `exclude_ids` [B, E] string ("" padding), more ids never to return (e.g. a user's full
+watch list when it is longer than the history input). Fewer than k eligible videos leave
+trailing results with score -inf.
 """
 from tfrec.keras_check import require_keras2
 
@@ -41,11 +46,24 @@ class _Retrieval(tf.Module):
                                                 tf.range(len(video_ids), dtype=tf.int64)), -1)
         self.signature = serving_signature(user_tower)
 
-    def history_rows(self, features):
-        """[B, H] table rows of the watch history (-1 for padding and unknown ids)."""
-        if "watch_history" not in features:
+    def excluded_rows(self, features, exclude_ids=None):
+        """[B, H + E] table rows never to return (-1 for padding and unknown ids), or None."""
+        parts = [features[name] for name in ("watch_history",) if name in features]
+        if exclude_ids is not None:
+            parts.append(exclude_ids)
+        if not parts:
             return None
-        return self.id_to_row.lookup(features["watch_history"])
+        return self.id_to_row.lookup(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
+
+    def _make_signatures(self):
+        self.serve = tf.function(lambda features: self._retrieve(features, None),
+                                 input_signature=[self.signature])
+        self.serve_with_exclusions = tf.function(
+            self._retrieve, input_signature=[self.signature, tf.TensorSpec(
+                [None, None], tf.string, name="exclude_ids")])
+
+    def signatures(self):
+        return {"serving_default": self.serve, "exclude_watched": self.serve_with_exclusions}
 
 
 class BruteForceRetrieval(_Retrieval):
@@ -61,12 +79,12 @@ class BruteForceRetrieval(_Retrieval):
     def __init__(self, user_tower, video_ids, table, k=100, with_bias=False, name=None):
         super().__init__(user_tower, video_ids, table, k, with_bias, name=name)
         self.table = tf.Variable(tf.constant(table, tf.float32), trainable=False, name="table")
-        self.serve = tf.function(self._serve, input_signature=[self.signature])
+        self._make_signatures()
 
-    def _serve(self, features):
+    def _retrieve(self, features, exclude_ids):
         u = query_vectors(self.user_tower, features, self.with_bias)
         scores = tf.matmul(u, self.table, transpose_b=True)  # [B, V]
-        rows = self.history_rows(features)
+        rows = self.excluded_rows(features, exclude_ids)
         if rows is not None:
             batch_index = tf.broadcast_to(tf.range(tf.shape(rows)[0], dtype=tf.int64)[:, None],
                                           tf.shape(rows))
@@ -94,22 +112,29 @@ class ScannRetrieval(_Retrieval):
                  max_history=0, search_kwargs=None, name=None):
         super().__init__(user_tower, video_ids, None, k, with_bias, name=name)
         self.searcher_module = searcher_module
-        self.search_kwargs = dict(search_kwargs or {})
         self.fetch = int(k) + int(max_history)
-        self.serve = tf.function(self._serve, input_signature=[self.signature])
+        self.leaves_to_search = int((search_kwargs or {}).get("leaves_to_search") or -1)
+        self.reorder = int((search_kwargs or {}).get("pre_reorder_num_neighbors") or -1)
+        self._make_signatures()
 
-    def _serve(self, features):
+    def _retrieve(self, features, exclude_ids):
         from scann.scann_ops.py import scann_ops
         searcher = scann_ops.searcher_from_module(self.searcher_module)
         u = query_vectors(self.user_tower, features, self.with_bias)
-        result = searcher.search_batched_parallel(u, final_num_neighbors=self.fetch,
-                                                  **self.search_kwargs)
+        fetch = tf.constant(self.fetch)
+        if exclude_ids is not None:
+            fetch += tf.shape(exclude_ids)[1]
+        # ScaNN returns at most the reordering depth: never ask for fewer than we fetch.
+        reorder = tf.maximum(self.reorder, fetch) if self.reorder > 0 else -1
+        result = searcher.search_batched_parallel(u, final_num_neighbors=fetch,
+                                                  pre_reorder_num_neighbors=reorder,
+                                                  leaves_to_search=self.leaves_to_search)
         rows = tf.cast(result.indices, tf.int64)  # [B, fetch]
         scores = result.distances
-        history = self.history_rows(features)
-        if history is not None:
-            watched = tf.reduce_any(tf.equal(rows[:, :, None], history[:, None, :]), axis=2)
-            scores = tf.where(watched, NEG_INF, scores)
+        excluded = self.excluded_rows(features, exclude_ids)
+        if excluded is not None:
+            hit = tf.reduce_any(tf.equal(rows[:, :, None], excluded[:, None, :]), axis=2)
+            scores = tf.where(hit, NEG_INF, scores)
         top = tf.math.top_k(scores, k=tf.minimum(self.k, tf.shape(scores)[1]))
         return {"video_ids": tf.gather(self.video_ids, tf.gather(rows, top.indices,
                                                                   batch_dims=1)),
