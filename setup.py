@@ -36,6 +36,8 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={
         "dev": ["pytest==9.2.0"],
+        # tf.keras.utils.plot_model of the towers; also needs Graphviz (`apt-get install graphviz`).
+        "plot": ["pydot==3.0.4"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
 )
