@@ -36,7 +36,6 @@ def synthetic_examples(videos, examples, history, seed=0):
 
 
 def measure_one(loss, args):
-    import numpy as np
     import pandas as pd
     import tfrec  # noqa: F401
     from tfrec.features.dataset import candidate_dataset

@@ -7,7 +7,7 @@ import tensorflow as tf
 from conftest import make_events
 from tfrec.data.movielens import read_recbole
 from tfrec.features.candidate_examples import ExampleConfig
-from tfrec.features.dataset import candidate_dataset, padded_features
+from tfrec.features.dataset import candidate_dataset
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean

@@ -12,7 +12,7 @@ otherwise be flattered or punished by whatever order the ties happen to be in.
 import numpy as np
 import pandas as pd
 
-from tfrec.features.ragged import Ragged, ranges
+from tfrec.features.ragged import Ragged
 
 DEFAULT_KS = (10, 50, 100)
 NDCG_K = 10

@@ -23,9 +23,7 @@ import zlib
 
 import numpy as np
 
-from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged, ranges
-from tfrec.features.split import TEST, TRAIN, VALIDATION, next_watch_roles
 
 
 @dataclasses.dataclass(frozen=True)
