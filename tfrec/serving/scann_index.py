@@ -78,11 +78,15 @@ def exact_top_k(queries, table, k, chunk=1024):
     return np.concatenate(out)
 
 
-def recall_against_exact(approx, exact):
-    """Mean fraction of each exact top-k row found in the approximate top-k. [Q, k] each."""
+def per_query_recall(approx, exact):
+    """[Q] fraction of each exact top-k row found in the approximate top-k. [Q, k] each."""
     k = exact.shape[1]
-    hits = [len(set(a[:k]) & set(e)) for a, e in zip(approx, exact)]
-    return float(np.mean(hits) / k)
+    return np.array([len(set(a[:k]) & set(e)) / k for a, e in zip(approx, exact)])
+
+
+def recall_against_exact(approx, exact):
+    """Mean recall@k of the approximate top-k against the exact top-k. [Q, k] each."""
+    return float(np.mean(per_query_recall(approx, exact)))
 
 
 def search(searcher, queries, k, settings=None):
@@ -94,7 +98,9 @@ def search(searcher, queries, k, settings=None):
 
 
 def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
-    """The cheapest settings that reach `target_recall` of recall@k against exact search.
+    """The cheapest settings whose recall@k against exact search reaches `target_recall` with
+    confidence: the mean over the tuning queries minus two standard errors must reach it, so the
+    choice holds on new queries rather than only on the ones it was tuned on.
 
     The tree is built once (leaves = sqrt(n), trained on up to 250k points, built for the
     deepest reordering tried); leaves searched and reordering depth are search-time parameters,
@@ -126,10 +132,14 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
         start = time.perf_counter()
         approx = search(searcher, queries, k, settings)
         qps = len(queries) / (time.perf_counter() - start)
-        recall = recall_against_exact(approx, exact)
+        recalls = per_query_recall(approx, exact)
+        recall = float(recalls.mean())
+        lower = recall - 2 * float(recalls.std(ddof=1)) / np.sqrt(len(recalls)) \
+            if len(recalls) > 1 else recall
         log(f"  scann leaves {settings.num_leaves_to_search}/{settings.num_leaves}, reorder "
-            f"{settings.reorder}: recall@{k} {recall:.4f}, {qps:.0f} q/s")
-        if recall >= target_recall and (best is None or qps > best[2]):
+            f"{settings.reorder}: recall@{k} {recall:.4f} (lower bound {lower:.4f}), "
+            f"{qps:.0f} q/s")
+        if lower >= target_recall and (best is None or qps > best[2]):
             best = (settings, recall, qps)
         if most_accurate is None or recall > most_accurate[1]:
             most_accurate = (settings, recall, qps)
