@@ -60,8 +60,7 @@ def measure(name, table, queries, tune_queries, k, out_dir, latency_queries):
     tf = require_keras2()
     from tfrec.serving.export import export_servable
     from tfrec.serving.retrieval import BruteForceRetrieval, ScannRetrieval
-    from tfrec.serving.scann_index import (build_searcher, exact_top_k, recall_against_exact,
-                                           search, tune_scann)
+    from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
     ids = np.array([f"v{i}" for i in range(len(table))], dtype=object)
     result = {"videos": len(table), "queries": len(queries)}
 
@@ -70,11 +69,9 @@ def measure(name, table, queries, tune_queries, k, out_dir, latency_queries):
     exact = exact_top_k(queries, table, k)
     result["brute_force_qps"] = len(queries) / (time.perf_counter() - start)
 
-    settings, tuning = tune_scann(table, tune_queries, k=k, target_recall=0.95,
-                                  log=lambda m: print(f"[{name}]{m}", flush=True))
-    start = time.perf_counter()
-    searcher = build_searcher(table, k, settings)
-    result["scann_build_seconds"] = time.perf_counter() - start
+    settings, tuning, searcher = tune_scann(table, tune_queries, k=k, target_recall=0.95,
+                                            log=lambda m: print(f"[{name}]{m}", flush=True))
+    result["scann_build_seconds"] = tuning["build_seconds"]
     search(searcher, queries[:256], k, settings)  # warm-up
     start = time.perf_counter()
     approx = search(searcher, queries, k, settings)

@@ -229,8 +229,8 @@ def test_scann_tuning_reaches_the_target_recall_with_a_real_tree():
     table = (centers[rng.integers(0, 200, 30_000)] + 0.5 * rng.normal(size=(30_000, 16))) * \
         rng.lognormal(0, 0.3, (30_000, 1))
     queries = centers[rng.integers(0, 200, 300)] + 0.5 * rng.normal(size=(300, 16))
-    settings, report = tune_scann(table.astype(np.float32), queries.astype(np.float32), k=10,
-                                  target_recall=0.95, log=lambda *_: None)
+    settings, report, _ = tune_scann(table.astype(np.float32), queries.astype(np.float32),
+                                     k=10, target_recall=0.95, log=lambda *_: None)
     assert settings.num_leaves == int(np.sqrt(30_000))  # a tree, not brute force
     assert report["recall@10"] >= 0.95
     # Held-out queries: the tuned settings generalise.

@@ -23,13 +23,6 @@ class ExampleSet:
     def __getitem__(self, name):
         return self.columns[name]
 
-    def __contains__(self, name):
-        return name in self.columns
-
-    def take(self, rows):
-        return ExampleSet({k: v.take(rows) if isinstance(v, Ragged) else v[rows]
-                           for k, v in self.columns.items()})
-
     @classmethod
     def concat(cls, parts):
         """Concatenate dicts (or ExampleSets) with the same column names, in order."""

@@ -12,8 +12,7 @@ from tfrec.keras_check import require_keras2
 from tfrec.serving.export import export_servable, write_models_config
 from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, query_vectors,
                                      serving_signature)
-from tfrec.serving.scann_index import (build_searcher, exact_top_k, recall_against_exact, search,
-                                       tune_scann)
+from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
 
 tf = require_keras2()
 NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
@@ -58,10 +57,8 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
     video_ids, table = model.candidate_table()
     inputs = {name: features[name] for name in tower.input}
     queries = model.query_vectors(features)
-    settings, tuning = tune_scann(table, queries, k=k, target_recall=target_recall, log=log)
-    start = time.perf_counter()
-    searcher = build_searcher(table, k, settings)
-    build_seconds = time.perf_counter() - start
+    settings, tuning, searcher = tune_scann(table, queries, k=k, target_recall=target_recall,
+                                           log=log)
     exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10, settings)
     exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k, settings)
 
@@ -79,7 +76,7 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
            "scann_settings": tuning["settings"],
            "recall@10_vs_exact": recall_against_exact(approx10, exact10),
            f"recall@{k}_vs_exact": recall_against_exact(approx_k, exact_k),
-           "scann_build_seconds": build_seconds,
+           "scann_build_seconds": tuning["build_seconds"],
            "brute_force_qps": _qps(servables["retrieval_brute_force"].serve, batches),
            "scann_qps": _qps(servables["retrieval_scann"].serve, batches)}
     warmup = [{n: v[:2] for n, v in inputs.items()}]

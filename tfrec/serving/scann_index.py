@@ -106,7 +106,8 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
     deepest reordering tried); leaves searched and reordering depth are search-time parameters,
     tried from cheap to expensive on `queries` (real user vectors).
     Returns:
-      (ScannSettings, report dict with the measured recall, build seconds, queries/s).
+      (ScannSettings, report dict with the measured recall, build seconds, queries/s, and the
+      built searcher: search-time settings do not change the index, so it is the one to serve).
     """
     n = len(table)
     exact = exact_top_k(queries, table, k)
@@ -149,4 +150,5 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
     settings, recall, qps = best
     return settings, {"settings": dataclasses.asdict(settings), f"recall@{k}": recall, "k": k,
                       "build_seconds": build_s, "queries_per_second": qps,
-                      "target_recall": target_recall, "corpus": n, "queries": len(queries)}
+                      "target_recall": target_recall, "corpus": n, "queries": len(queries)}, \
+        searcher
