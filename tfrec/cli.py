@@ -28,6 +28,14 @@ def _parser():
     fetch = data_sub.add_parser("fetch", help="fetch a dataset into the cache (PyPI only)")
     fetch.add_argument("dataset", choices=DATASETS)
     fetch.add_argument("--cache-dir", default=None, help="default: $TFREC_CACHE or ~/.cache/tfrec")
+    simulate = data_sub.add_parser(
+        "simulate", help="write the event tables of a simulated YouTube-like world (Parquet)")
+    simulate.add_argument("--preset", default="small",
+                          help="tiny | small (10k videos, 5k users) | medium (~10M events) | large")
+    simulate.add_argument("--out", required=True, help="folder for the Parquet tables")
+    simulate.add_argument("--seed", type=int, default=0)
+    simulate.add_argument("--users", type=int, default=None, help="override the preset's users")
+    simulate.add_argument("--videos", type=int, default=None, help="override its videos")
 
     rec = sub.add_parser("recommend", help="a user's top-k from the exported SavedModels")
     rec.add_argument("--saved-models", default="saved_models")
@@ -45,6 +53,26 @@ def _parser():
     return parser
 
 
+def _simulate(args):
+    import time
+
+    from tfrec.data.simulator import preset, simulate_to_parquet
+    overrides = {k: v for k, v in (("num_users", args.users), ("num_videos", args.videos))
+                 if v is not None}
+    config = preset(args.preset, **overrides)
+    start = time.perf_counter()
+    tty = sys.stderr.isatty()
+
+    def progress(day, days):
+        if tty:
+            print(f"\rsimulating day {day}/{days}", end="" if day < days else "\n",
+                  file=sys.stderr, flush=True)
+
+    counts = simulate_to_parquet(config, args.out, seed=args.seed, progress=progress)
+    events = counts["impressions"] + counts["watches"] + counts["searches"]
+    print(f"{args.out}: {counts} ({events:,} events in {time.perf_counter() - start:.1f}s)")
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     try:
@@ -59,12 +87,14 @@ def main(argv=None):
                                                args.model, args.events)
             names = titles(args.events or manifest["events_dir"])
             print(format_recommendations(args.user_id, recent, recs, names))
+        elif args.command == "data" and args.data_command == "simulate":
+            _simulate(args)
         elif args.command == "data":
             print(fetch_movielens_100k(args.cache_dir))
         elif args.command == "config":
             import yaml
             print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
-    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError) as err:
+    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError, ValueError) as err:
         print(f"tfrec: error: {err}", file=sys.stderr)
         return 2
     return 0

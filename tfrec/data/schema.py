@@ -6,7 +6,8 @@ Five tables, as pandas DataFrames:
   searches:    user_id, timestamp, query (str)
   users:       user_id, plus optional demographics (str)
   videos:      video_id, plus optional upload_timestamp (int64 s), title, language, channel (str),
-               duration (float64 s), genres (str, "|"-joined), release_year (str)
+               duration (float64 s), genres (str, "|"-joined), release_year (str), topic (str)
+Impressions of the simulator also carry true_click_probability and true_expected_watch_time (s).
 Ids are strings. Sources convert raw rows with `coerce_table`, which raises `DataError` naming the
 file and line of the first bad value, then `EventTables.validated()` checks the cross-table rules.
 
@@ -39,7 +40,9 @@ OPTIONAL_COLUMNS = {
     "users": {"age": "str", "gender": "str", "occupation": "str", "zip_code": "str",
               "country": "str", "device": "str", "language": "str"},
     "videos": {"upload_timestamp": "int", "title": "str", "language": "str", "channel": "str",
-               "duration": "nonneg", "genres": "str", "release_year": "str"},
+               "duration": "nonneg", "genres": "str", "release_year": "str", "topic": "str"},
+    # Ground truth that only a simulator knows (P2): kept so evaluation can compare against it.
+    "impressions": {"true_click_probability": "nonneg", "true_expected_watch_time": "nonneg"},
 }
 TABLES = tuple(TABLE_COLUMNS)
 
