@@ -129,3 +129,22 @@ def test_values_that_would_crash_later_are_rejected_up_front(tmp_path, section, 
     with pytest.raises(ConfigError) as err:
         load_config(_write(tmp_path, "name: x\ncandidate_generation:\n" + section))
     assert message in str(err.value)
+
+
+def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
+    """pipelines/simulated_youtube.yaml on the tiny world: the same stages as MovieLens, plus
+    recall of the true top-K by affinity, where the trained model beats popularity."""
+    config = load_config("pipelines/simulated_youtube.yaml")
+    cg = config.candidate_generation
+    config = dataclasses.replace(
+        config, data=dataclasses.replace(config.data, simulator=dataclasses.replace(
+            config.data.simulator, preset="tiny")),
+        candidate_generation=dataclasses.replace(cg, training=dataclasses.replace(
+            cg.training, epochs=6, batch_size=128, learning_rate=0.005)),
+        export=dataclasses.replace(config.export, enabled=False))
+    metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+    assert metrics["data"]["impressions"] > 10_000 and metrics["data"]["searches"] > 500
+    pop, model = metrics["popularity"]["test"], metrics["retrieval"]["test"]
+    for result in (pop, model):
+        assert 0 <= result["true_recall@10"] <= result["true_recall@100"] <= 1
+    assert model["true_recall@10"] > pop["true_recall@10"] + 0.05, (model, pop)

@@ -59,7 +59,10 @@ def _simulate(args):
     from tfrec.data.simulator import preset, simulate_to_parquet
     overrides = {k: v for k, v in (("num_users", args.users), ("num_videos", args.videos))
                  if v is not None}
-    config = preset(args.preset, **overrides)
+    try:
+        config = preset(args.preset, **overrides)
+    except ValueError as err:
+        raise ConfigError(f"tfrec data simulate: {err}") from err
     start = time.perf_counter()
     tty = sys.stderr.isatty()
 
@@ -94,7 +97,7 @@ def main(argv=None):
         elif args.command == "config":
             import yaml
             print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
-    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError, ValueError) as err:
+    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError) as err:
         print(f"tfrec: error: {err}", file=sys.stderr)
         return 2
     return 0

@@ -13,7 +13,7 @@ import yaml
 from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 
-DATA_FORMATS = ("recbole", "grouplens", "tfds", "events")
+DATA_FORMATS = ("recbole", "grouplens", "tfds", "events", "simulator")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -22,15 +22,29 @@ class ConfigError(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
+class SimulationConfig:
+    """The simulated world of data.format simulator (tfrec.data.simulator).
+
+    Args:
+      preset: tiny | small | medium | large.
+      seed: the world and its logs are a function of (preset, seed).
+    """
+
+    preset: str = "small"
+    seed: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
 class DataConfig:
     """Where the events come from.
 
     Args:
       source: dataset name; "movielens-100k" can be fetched by `tfrec data fetch`.
-      format: recbole | grouplens | tfds | events (a folder of event Parquet files).
+      format: recbole | grouplens | tfds | events (a folder of event Parquet files) | simulator.
       path: the folder to read; None fetches `source` into `cache_dir` (recbole format only).
       cache_dir: fetch cache; None = $TFREC_CACHE or ~/.cache/tfrec.
       tfds_data_dir: TFDS data_dir holding a prepared `movielens/100k-ratings` (format tfds).
+      simulator: preset and seed (format simulator).
     """
 
     source: str = "movielens-100k"
@@ -38,6 +52,7 @@ class DataConfig:
     path: typing.Optional[str] = None
     cache_dir: typing.Optional[str] = None
     tfds_data_dir: typing.Optional[str] = None
+    simulator: SimulationConfig = SimulationConfig()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +161,11 @@ def validate(config, where):
     if config.data.format in ("grouplens", "events") and not config.data.path:
         raise ConfigError(f"{where}: 'data.path' is required when data.format is "
                           f"{config.data.format}")
+    if config.data.format == "simulator":
+        from tfrec.data.simulator.config import PRESETS
+        if config.data.simulator.preset not in PRESETS:
+            raise ConfigError(f"{where}: 'data.simulator.preset' must be one of {sorted(PRESETS)}, "
+                              f"got {config.data.simulator.preset!r}")
     ex = config.examples
     for key in ("max_history", "max_search_queries"):
         if getattr(ex, key) < 1:

@@ -13,7 +13,7 @@ import yaml
 import tfrec
 from tfrec.config import to_dict
 from tfrec.data import fetch, movielens, schema
-from tfrec.evaluation.next_watch import evaluate_next_watch
+from tfrec.evaluation.candidates import evaluate_candidates
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.models.popularity import Popularity
 
@@ -24,6 +24,14 @@ def write_json_atomic(path, data):
         json.dump(data, f, indent=2, sort_keys=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def simulated_world(data_config):
+    """The simulator World behind the events (its ground truth), or None for logged data."""
+    if data_config.format != "simulator":
+        return None
+    from tfrec.data.simulator import build_world, preset
+    return build_world(preset(data_config.simulator.preset), data_config.simulator.seed)
 
 
 def load_events(data_config, log=print):
@@ -43,6 +51,9 @@ def load_events(data_config, log=print):
     if fmt == "tfds":
         from tfrec.data import tfds_source
         return tfds_source.read_tfds_movielens(data_config.tfds_data_dir)
+    if fmt == "simulator":
+        from tfrec.data.simulator import preset, simulate
+        return simulate(preset(data_config.simulator.preset), data_config.simulator.seed)[1]
     raise ValueError(f"unknown data.format {fmt!r}")
 
 
@@ -108,14 +119,15 @@ def run_pipeline(config, runs_dir="runs", log=print):
 
     examples = run.stage("examples", examples_stage)
     corpus = events.videos["video_id"].to_numpy()
+    world = simulated_world(config.data)
+
+
+    def evaluate(score):
+        return evaluate_candidates(score, examples, corpus, config.evaluation.ks, world)
 
     def popularity_stage():
         model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
-        result = {}
-        for split in ("validation", "test"):
-            queries = getattr(examples, split)
-            result[split] = evaluate_next_watch(lambda s, e: model.scores(e - s), queries, corpus,
-                                                ks=config.evaluation.ks)
+        result = evaluate(lambda queries, s, e: model.scores(e - s))
         run.metrics["popularity"] = result
         log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
                                   if k != "queries"))
@@ -130,6 +142,15 @@ def run_pipeline(config, runs_dir="runs", log=print):
             model, result = train_candidate_generation(
                 examples, events.users, corpus, cg.tower, cg.softmax, cg.training,
                 ks=config.evaluation.ks, log=log)
+            if world is not None:
+                from tfrec.evaluation.true_affinity import recall_of_true_top_k
+                from tfrec.models.training import query_scorer
+                score = query_scorer(model, cg.tower)
+                for split in ("validation", "test"):
+                    queries = getattr(examples, split)
+                    result[split].update(recall_of_true_top_k(
+                        lambda s, e: score(queries, s, e), queries, corpus, world,
+                        ks=config.evaluation.ks))
             run.metrics["retrieval"] = result
             log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
                                       if k != "queries"))

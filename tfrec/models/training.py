@@ -30,12 +30,26 @@ def build_model(examples, users, corpus_ids, tower, softmax, seed=0):
                                     softmax, seed=seed)
 
 
+def query_scorer(model, tower):
+    """score(queries, start, end) -> [end - start, N] exact scores over the model's corpus."""
+    video_ids, table = model.candidate_table()
+    cache = {}
+
+    def score(queries, start, end):
+        if id(queries) not in cache:
+            features = padded_features(queries, tower.max_history, tower.max_search_tokens)
+            cache.clear()
+            cache[id(queries)] = model.query_vectors(features)
+        return cache[id(queries)][start:end] @ table.T
+
+    return score
+
+
 def evaluate_model(model, queries, tower, ks=(10, 50, 100)):
     """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded)."""
-    features = padded_features(queries, tower.max_history, tower.max_search_tokens)
-    u = model.query_vectors(features)
-    video_ids, table = model.candidate_table()
-    return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks)
+    video_ids, _ = model.candidate_table()
+    score = query_scorer(model, tower)
+    return evaluate_next_watch(lambda s, e: score(queries, s, e), queries, video_ids, ks=ks)
 
 
 def train_candidate_generation(examples, users, corpus_ids, tower, softmax, training,

@@ -1,0 +1,27 @@
+"""Held-out evaluation of a candidate generator (or a baseline) on validation and test."""
+from tfrec.evaluation.next_watch import evaluate_next_watch
+from tfrec.evaluation.true_affinity import recall_of_true_top_k
+
+SPLITS = ("validation", "test")
+
+
+def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=None,
+                        splits=SPLITS):
+    """Next-watch metrics per split; on a simulated world also recall of the true top-K.
+
+    Args:
+      score: callable(queries, start, end) -> [end - start, N] scores of queries[start:end]
+        against `corpus_ids`.
+      examples: CandidateExamples (its validation and test query sets are used).
+      world: the simulator World behind the events, or None.
+    Returns:
+      {split: {recall@k..., ndcg@10, map@100, [true_recall@k...], queries}}.
+    """
+    result = {}
+    for split in splits:
+        queries = getattr(examples, split)
+        fn = (lambda q: lambda s, e: score(q, s, e))(queries)
+        result[split] = evaluate_next_watch(fn, queries, corpus_ids, ks=ks)
+        if world is not None:
+            result[split].update(recall_of_true_top_k(fn, queries, corpus_ids, world, ks=ks))
+    return result

@@ -1,0 +1,69 @@
+"""Recall of the true top-K by affinity (PROTOCOL.md, P2): only a simulator can measure it.
+
+For a held-out query (user u at time t) the truth is the K videos of highest true affinity among
+those uploaded by t that u has not watched before t; the model's list is its top K over the same
+eligible videos. Recall@K = |model top-K ∩ true top-K| / K. Both lists are restricted to uploaded
+videos because a serving system knows what exists; the next-watch metrics (next_watch.py) are
+computed exactly as on MovieLens, without that restriction.
+"""
+import numpy as np
+import pandas as pd
+
+
+def world_indices(ids, prefix):
+    """Simulator ids ("u12", "v7") -> world indices [n] (int64); -1 for ids of another form."""
+    s = pd.Series(np.asarray(ids, dtype=object)).astype(str)
+    ok = s.str.startswith(prefix) & s.str[len(prefix):].str.isdigit()
+    out = np.full(len(s), -1, dtype=np.int64)
+    out[ok.to_numpy()] = s[ok].str[len(prefix):].astype(np.int64).to_numpy()
+    return out
+
+
+def _top_k_mask(scores, k):
+    """[q, N] bool: True at each row's k best (finite) scores."""
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    mask = np.zeros(scores.shape, dtype=bool)
+    np.put_along_axis(mask, top, True, axis=1)
+    return mask & np.isfinite(scores)
+
+
+def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
+                         max_cells=1 << 23):
+    """Mean recall of the true top-K by affinity, for each K in ks.
+
+    Args:
+      score_fn: callable(start, end) -> [end - start, N] model scores of queries[start:end]
+        against `corpus_ids` (as for `evaluate_next_watch`).
+      queries: ExampleSet with user_id [Q], timestamp [Q] (s) and exclusions (Ragged ids).
+      corpus_ids: [N] simulator video ids ("v<j>").
+      world: the simulator World the events came from.
+    Returns:
+      dict: true_recall@k for k in ks (means over queries), and queries.
+    """
+    corpus = world_indices(corpus_ids, "v")
+    users = world_indices(queries["user_id"], "u")
+    if (corpus < 0).any() or (users < 0).any():
+        raise ValueError("recall of the true top-K needs simulator ids (u<i>, v<j>)")
+    index = pd.Index(corpus_ids)
+    excl = queries["exclusions"]
+    excl_cols = index.get_indexer(excl.values)
+    excl_rows = np.repeat(np.arange(len(excl)), excl.lengths)
+    upload = world.upload[corpus]
+    times = np.asarray(queries["timestamp"])
+    chunk = max(1, max_cells // max(len(corpus), 1))
+    hits = {k: [] for k in ks}
+    for start in range(0, len(users), chunk):
+        end = min(start + chunk, len(users))
+        ineligible = upload[None, :] > times[start:end, None]
+        sel = (excl_rows >= start) & (excl_rows < end) & (excl_cols >= 0)
+        ineligible[excl_rows[sel] - start, excl_cols[sel]] = True
+        model = np.array(score_fn(start, end), dtype=np.float64)  # a writable copy
+        truth = world.affinity_matrix(users[start:end], corpus).astype(np.float64)
+        model[ineligible] = -np.inf
+        truth[ineligible] = -np.inf
+        for k in ks:
+            found = (_top_k_mask(model, k) & _top_k_mask(truth, k)).sum(axis=1)
+            hits[k].append(found / k)
+    result = {f"true_recall@{k}": float(np.mean(np.concatenate(hits[k]))) for k in ks}
+    result["queries"] = int(len(users))
+    return result
