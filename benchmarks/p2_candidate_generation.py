@@ -36,7 +36,6 @@ VARIANTS = {
     "history only": ["watch_history"],
     "+ search tokens": ["watch_history", "search_tokens"],
     "+ example age": ["watch_history", "example_age"],
-    "+ search tokens + example age": ["watch_history", "search_tokens", "example_age"],
     "all (+ demographics)": ["watch_history", "search_tokens", "demographics", "example_age"],
 }
 

@@ -11,11 +11,9 @@ Each measurement runs in a fresh process so its peak RSS is its own:
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 
 SIMULATE = """
 import time, json, resource
