@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 COLORS = {"retrieval": "#1f77b4", "popularity": "#7f7f7f"}
 
@@ -40,8 +41,10 @@ def training_curves(metrics, path, selection_metric="map@100"):
     epochs = [h["epoch"] for h in history]
     fig, (ax_loss, ax_val) = plt.subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [h["loss"] for h in history], "o-", color=COLORS["retrieval"])
-    ax_loss.set(title="training loss (sampled softmax, logQ)", xlabel="epoch", ylabel="loss")
-    names = [n for n in ("recall@10", "ndcg@10", "map@100", "recall@50") if n in history[0]]
+    ax_loss.set(title=f"training loss ({retrieval.get('loss', '')} softmax)", xlabel="epoch",
+                ylabel="mean loss over the epoch")
+    # Figures of one scale (Recall@50+ would flatten them).
+    names = [n for n in ("recall@10", "ndcg@10", "map@100") if n in history[0]]
     for name in names:
         ax_val.plot(epochs, [h[name] for h in history], "o-", ms=3, label=name)
     best = retrieval.get("best_epoch")
@@ -49,6 +52,7 @@ def training_curves(metrics, path, selection_metric="map@100"):
         if best:
             ax.axvline(best, color="black", ls=":", lw=1)
         ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     if best:
         ax_val.annotate(f"chosen epoch {best}\n(best validation {selection_metric})",
                         xy=(best, ax_val.get_ylim()[1]), xytext=(4, -4),

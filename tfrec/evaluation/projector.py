@@ -48,13 +48,13 @@ def write_projector(log_dir, model, videos):
     embedding.tensor_name = TENSOR_NAME
     embedding.metadata_path = "metadata.tsv"
     projector.visualize_embeddings(tmp, config)
-    # The checkpoint index records absolute paths of the temporary folder: rewrite it for the
-    # final one, so the projector finds the files after the rename.
-    state = os.path.join(tmp, "checkpoint")
-    with open(state) as f:
-        text = f.read().replace(tmp, log_dir)
-    with open(state, "w") as f:
-        f.write(text)
+    # TensorBoard's projector looks for its config only in folders holding an event file (its
+    # "runs") and the log root: one text summary makes this folder a run.
+    writer = tf.summary.create_file_writer(tmp)
+    with writer.as_default():
+        tf.summary.text("about", f"Output video embeddings v_j ({len(ids)} x {rows.shape[1]}), "
+                        "labelled by title: see the Projector tab.", step=0)
+    writer.close()
     os.makedirs(os.path.dirname(log_dir), exist_ok=True)
     replace_dir(tmp, log_dir)
     return log_dir
