@@ -71,39 +71,36 @@ def _figures(metrics):
 
 
 def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
-    first, ran, cached = _run(tiny_config, tmp_path)
-    assert ran == {"events", "examples", "popularity", "candidate_generation"} and not cached
-    again, ran, cached = _run(tiny_config, tmp_path)
-    assert cached == {"events", "examples", "popularity", "candidate_generation"} and not ran
+    exporting = dataclasses.replace(tiny_config, export=dataclasses.replace(
+        tiny_config.export, enabled=True))
+    first, ran, cached = _run(exporting, tmp_path)
+    stages = {"events", "examples", "popularity", "candidate_generation", "export"}
+    assert ran == stages and not cached
+    again, ran, cached = _run(exporting, tmp_path)
+    assert cached == stages and not ran
     assert _figures(again) == _figures(first)
     assert all(s["cached"] for s in again["stages"].values())
 
-    # A changed section reruns its stage and what depends on it, nothing else.
-    cg = tiny_config.candidate_generation
-    fewer = dataclasses.replace(tiny_config, candidate_generation=dataclasses.replace(
-        cg, training=dataclasses.replace(cg.training, epochs=2)))
-    changed, ran, cached = _run(fewer, tmp_path)
-    assert ran == {"candidate_generation"} and cached == {"events", "examples", "popularity"}
-    assert changed["retrieval"]["epochs_run"] == 2
-
-    # Export from the cached model: rebuilt from the data and its saved weights.
-    exporting = dataclasses.replace(fewer, export=dataclasses.replace(fewer.export, enabled=True))
-    exported, ran, cached = _run(exporting, tmp_path)
-    assert ran == {"export"} and "candidate_generation" in cached
+    # A changed section reruns its stage only: here the export, from the cached model
+    # (rebuilt from the data and its saved weights).
+    fewer = dataclasses.replace(exporting, export=dataclasses.replace(exporting.export, k=5))
+    exported, ran, cached = _run(fewer, tmp_path)
+    assert ran == {"export"} and cached == stages - {"export"}
     manifest = json.loads(open(os.path.join(exported["exports"]["user_tower"],
                                             "manifest.json")).read())
-    assert manifest["retrieval_test"] == changed["retrieval"]["test"]
+    assert manifest["k"] == 5 and manifest["retrieval_test"] == first["retrieval"]["test"]
     from tfrec.models.training import evaluate_model, load_model
     from tfrec.pipeline import load_examples, load_events_stage
     from tfrec.stages import StageContext
     ctx = lambda stage: StageContext(exporting, str(tmp_path / "tiny"),  # noqa: E731
                                      str(tmp_path / "tiny" / stage), "", {}, {})
     events, examples = load_events_stage(ctx("events")), load_examples(ctx("examples"))
+    cg = exporting.candidate_generation
     model = load_model(str(tmp_path / "tiny" / "candidate_generation" / "weights" / "model"),
                        examples, events.users, events.videos["video_id"].to_numpy(), cg.tower,
                        cg.softmax)
     reloaded = evaluate_model(model, examples.test, cg.tower, evaluation_ks(exporting))
-    for name, value in changed["retrieval"]["test"].items():
+    for name, value in first["retrieval"]["test"].items():
         assert reloaded[name] == pytest.approx(value, abs=1e-9), name
 
     # The report: every section, and the plots it links exist as PNG images.
@@ -118,12 +115,17 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     assert (tmp_path / "tiny" / "tensorboard" / "projector" / "metadata.tsv").read_text() \
         .splitlines()[0] == "video_id\ttitle"
 
+    # A changed upstream section reruns everything downstream of it (no training here).
+    light = dataclasses.replace(exporting, candidate_generation=dataclasses.replace(
+        cg, enabled=False), export=dataclasses.replace(exporting.export, enabled=False))
+    _, ran, cached = _run(dataclasses.replace(light, examples=dataclasses.replace(
+        light.examples, min_history=2)), tmp_path)
+    assert cached == {"events"} and ran == {"examples", "popularity"}
     # --force redoes a stage and everything downstream of it.
-    _, ran, cached = _run(fewer, tmp_path, force=("examples",))
-    assert cached == {"events"} and ran == {"examples", "popularity", "candidate_generation"}
+    _, ran, cached = _run(light, tmp_path, force=("events",))
+    assert ran == {"events", "examples", "popularity"} and not cached
     with pytest.raises(ConfigError, match="unknown stage 'exampels'; did you mean 'examples'"):
-        run_pipeline(exporting, runs_dir=str(tmp_path), log=lambda *_: None,
-                     force=("exampels",))
+        run_pipeline(light, runs_dir=str(tmp_path), log=lambda *_: None, force=("exampels",))
 
 
 def test_report_shows_a_later_stage_generically(tiny_config, tmp_path):

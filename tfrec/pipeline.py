@@ -191,7 +191,7 @@ def pipeline_stages():
               config_sections=("evaluation", "candidate_generation"), enabled=cg_on),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
-              config_sections=("export",),
+              config_sections=("export",), check=load_export,
               enabled=lambda c: cg_on(c) and c.export.enabled),
     ]
 
@@ -233,10 +233,13 @@ def run_pipeline(config, runs_dir="runs", log=print, force=(), progress=False, r
     _, metrics, stages = run_stages(pipeline_stages(), config, run_dir, force=force, log=log,
                                     progress=progress, after_each=save_metrics)
     save_metrics(metrics, stages)
-    if report:
+    report_path = os.path.join(run_dir, "report.md")
+    if report and all(s["cached"] for s in stages.values()) and os.path.exists(report_path):
+        log(f"report: {report_path} (every stage cached: unchanged)")
+    elif report:
         from tfrec.evaluation.report import write_report
         write_report(run_dir, config, metrics)
-        log(f"report: {os.path.join(run_dir, 'report.md')}")
+        log(f"report: {report_path}")
     log(f"metrics: {os.path.join(run_dir, 'metrics.json')}  "
         f"({metrics['run_seconds']:.1f}s)")
     return metrics

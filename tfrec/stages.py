@@ -45,6 +45,8 @@ class Stage:
       config_sections: dotted PipelineConfig attributes hashed into the key, e.g. "examples".
       version: bump when the stage's code changes its outputs (invalidates old caches).
       enabled: callable(config) -> bool; disabled stages are skipped (and so is what needs them).
+      check: optional callable(StageContext), raising OSError/ValueError/KeyError when cached
+        outputs can no longer be used (e.g. exported versions deleted): the stage runs again.
     """
 
     name: str
@@ -54,6 +56,32 @@ class Stage:
     config_sections: typing.Tuple[str, ...] = ()
     version: int = 1
     enabled: typing.Callable = lambda config: True
+    check: typing.Optional[typing.Callable] = None
+
+
+class LazyInputs(dict):
+    """{stage name: value}, each value loaded from disk on first use: a rerun that finds every
+    stage cached loads nothing (no model is rebuilt just to be skipped)."""
+
+    def __init__(self):
+        super().__init__()
+        self._loaders = {}
+
+    def add(self, name, load):
+        self._loaders[name] = load
+
+    def __contains__(self, name):
+        return name in self._loaders
+
+    def __getitem__(self, name):
+        if not dict.__contains__(self, name):
+            dict.__setitem__(self, name, self._loaders[name]())
+        return dict.__getitem__(self, name)
+
+    def subset(self, names):
+        out = LazyInputs()
+        out._loaders = {n: (lambda n=n: self[n]) for n in names}
+        return out
 
 
 @dataclasses.dataclass
@@ -65,7 +93,7 @@ class StageContext:
       run_dir: runs/<name>/ (for files that live beside the stages: checkpoints/, tensorboard/).
       out: the stage's own folder (a temporary one while `run` writes into it).
       key: the stage's cache key (hex).
-      inputs: {upstream stage name: its loaded value}.
+      inputs: {upstream stage name: its value} (LazyInputs: loaded when first read).
       metrics: the run's metrics so far (sections of finished stages).
       log: callable(str) for progress lines; progress: whether to draw progress bars.
     """
@@ -157,25 +185,25 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
     after_each: callable(metrics, report) after every stage (e.g. to save metrics.json as it grows).
 
     Returns:
-      (values {name: loaded value}, metrics {section: ...}, report {name: {"key", "cached",
+      (values {name: value} loaded on first use, metrics {section: ...}, report {name: {"key", "cached",
       "seconds" (this run's wall time), "compute_seconds" (when the outputs were made)}}).
     """
     check_force(stages, force)
     forced = downstream_of(stages, force)
-    values, keys, metrics, report = {}, {}, {}, {}
+    values, keys, metrics, report = LazyInputs(), {}, {}, {}
     for stage in stages:
         if not stage.enabled(config) or any(d not in values for d in stage.depends_on):
             continue
         start = time.perf_counter()
         key = stage_key(stage, config, keys)
         final = os.path.join(run_dir, stage.name)
-        ctx = StageContext(config, run_dir, final, key,
-                           {d: values[d] for d in stage.depends_on}, metrics, log, progress)
+        ctx = StageContext(config, run_dir, final, key, values.subset(stage.depends_on),
+                           metrics, log, progress)
         marker = None if stage.name in forced else _read_marker(final)
-        value = None
         if marker is not None and marker.get("key") == key:
             try:
-                value = stage.load(ctx)
+                if stage.check is not None:
+                    stage.check(ctx)
             except (OSError, ValueError, KeyError) as err:
                 log(f"[{stage.name}] cached outputs unreadable ({err}); running it again")
                 marker = None
@@ -200,10 +228,12 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
                 shutil.rmtree(tmp, ignore_errors=True)
                 raise
             ctx.out = final
-            value = stage.load(ctx)
             seconds = time.perf_counter() - start
             log(f"[{stage.name}] done in {seconds:.1f}s")
-        values[stage.name], keys[stage.name] = value, key
+        # Downstream stages get the value as `load` reads it back from disk, whether the stage
+        # ran now or earlier: one path, so a cached run cannot differ from a fresh one.
+        values.add(stage.name, lambda load=stage.load, ctx=ctx: load(ctx))
+        keys[stage.name] = key
         metrics.update(marker["metrics"])
         report[stage.name] = {"key": key, "cached": cached, "seconds": round(seconds, 3),
                               "compute_seconds": marker["seconds"]}

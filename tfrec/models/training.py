@@ -123,6 +123,9 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
                          f"{training.batch_size} (lower candidate_generation.training.batch_size)")
     model = build_model(examples, users, corpus_ids, tower, softmax, seed=training.seed)
     optimizer = _optimizer(training)
+    # Slot variables made now, not inside the first training step: tf.function traces a step
+    # that creates variables twice (seconds of tracing).
+    optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer)
     batches = EpochBatches(examples.train, training.batch_size, tower.max_history,
                            tower.max_search_tokens, seed=training.seed)
