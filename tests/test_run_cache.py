@@ -105,7 +105,7 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
 
     # The report: every section, and the plots it links exist as PNG images.
     report = (tmp_path / "tiny" / "report.md").read_text()
-    for title in ("## Run", "## Data", "## Candidate generation vs popularity (P1)",
+    for title in ("## Run: time per stage and config", "## Data", "## Candidate generation vs popularity (P1)",
                   "## Training", "## Serving: ANN recall and speed"):
         assert title in report
     assert "## Ranking" not in report
@@ -135,7 +135,7 @@ def test_report_shows_a_later_stage_generically(tiny_config, tmp_path):
     report = (tmp_path / "report.md").read_text()
     assert "## Ranking" in report and "| ranking.test.auc | 0.71 |" not in report
     assert "| test.auc | 0.71 |" in report and "| epochs | 4 |" in report
-    assert "history" not in report.split("## Ranking")[1]
+    assert "history" not in report.split("## Ranking")[1].split("\n## ")[0]
 
 
 def test_a_failing_stage_leaves_no_output_and_earlier_stages_stay_cached(tmp_path):

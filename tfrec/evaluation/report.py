@@ -55,14 +55,31 @@ def scalar_table(mapping):
     return _table(("figure", "value"), flatten_scalars(mapping))
 
 
+def summary(metrics, config):
+    """The first lines: what was run, and the headline figure."""
+    cg = config.candidate_generation
+    data = metrics.get("data", {})
+    text = (f"tfrec {tfrec.__version__}; data `{config.data.source}` ({data.get('watches', '?')} "
+            f"watches, {data.get('users', '?')} users, {data.get('videos', '?')} videos)")
+    if cg.enabled:
+        text += (f"; candidate generation: tower {list(cg.tower.hidden_units)} on "
+                 f"{', '.join(cg.tower.features)}, `{cg.softmax.loss}` softmax")
+    text += f". Report written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}."
+    if "retrieval" in metrics and "popularity" in metrics:
+        ret, pop = metrics["retrieval"]["test"], metrics["popularity"]["test"]
+        text += (f"\n\n**Test Recall@10 {ret['recall@10']:.4f} vs popularity "
+                 f"{pop['recall@10']:.4f}; MAP@100 {ret['map@100']:.4f} vs "
+                 f"{pop['map@100']:.4f}.**")
+    return text
+
+
 def section_run(metrics, config, plots_dir):
     stages = metrics.get("stages", {})
     rows = [(name, s["key"][:8], f"{s['compute_seconds']:.1f}") for name, s in stages.items()]
     total = sum(s["compute_seconds"] for s in stages.values())
     return "\n\n".join([
-        f"tfrec {tfrec.__version__}, report written "
-        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}. Seconds each stage took to "
-        f"make its outputs (a later run that finds them cached reuses them): {total:.1f}s in all.",
+        "Seconds each stage took to make its outputs (a later run that finds them cached "
+        f"reuses them): {total:.1f}s in all.",
         _table(("stage", "cache key", "seconds"), rows),
         _image(plots_dir, plots.timings(metrics, os.path.join(plots_dir, "timings.png")),
                "time per stage"),
@@ -158,19 +175,19 @@ def section_ranking(metrics, config, plots_dir):
 
 
 SECTIONS = [
-    ("Run", section_run),
-    ("Data", section_data),
     ("Candidate generation vs popularity (P1)", section_p1),
     ("Training", section_training),
     ("Serving: ANN recall and speed", section_ann),
     ("Ranking", section_ranking),
+    ("Data", section_data),
+    ("Run: time per stage and config", section_run),
 ]
 
 
 def write_report(run_dir, config, metrics, sections=SECTIONS):
     """Write report.md and plots/*.png into run_dir (atomically, file by file); returns the path."""
     plots_dir = os.path.join(run_dir, "plots")
-    parts = [f"# Run `{config.name}`"]
+    parts = [f"# Run `{config.name}`", summary(metrics, config)]
     for title, section in sections:
         text = section(metrics, config, plots_dir)
         if text:
