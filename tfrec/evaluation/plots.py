@@ -11,6 +11,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 COLORS = {"retrieval": "#1f77b4", "popularity": "#7f7f7f"}
@@ -50,15 +51,14 @@ def training_curves(metrics, path, selection_metric="map@100"):
     best = retrieval.get("best_epoch")
     for ax in (ax_loss, ax_val):
         if best:
-            ax.axvline(best, color="black", ls=":", lw=1)
+            ax.axvline(best, color="black", ls=":", lw=1,
+                       label=f"chosen epoch {best} (best {selection_metric})")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if best:
-        ax_val.annotate(f"chosen epoch {best}\n(best validation {selection_metric})",
-                        xy=(best, ax_val.get_ylim()[1]), xytext=(4, -4),
-                        textcoords="offset points", va="top", fontsize=8)
     ax_val.set(title="validation (P1, full ranking)", xlabel="epoch", ylabel="value")
-    ax_val.legend(fontsize=8, loc="center right")
+    top = max(h[n] for h in history for n in names)
+    ax_val.set_ylim(top=top * 1.35)  # room for the legend above the curves
+    ax_val.legend(fontsize=8, loc="upper left", ncol=2)
     return _save(fig, path)
 
 
@@ -92,12 +92,13 @@ def ann(metrics, path):
               ("ScaNN", figures["scann_qps"], figures["recall@10_vs_exact"], "#d62728")]
     for label, qps, recall, color in points:
         ax.scatter([qps], [recall], s=60, color=color, label=f"{label}: {qps:,.0f} q/s")
-    ax.set_xscale("log")
     low = min(p[2] for p in points)
-    ax.set_ylim(min(0.9, low - 0.02), 1.005)
-    ax.set(title=f"retrieval serving, {figures['corpus']} videos, batches of 256",
-           xlabel="queries per second (log scale)", ylabel="recall@10 vs exact")
-    ax.grid(alpha=0.3, which="both")
+    ax.set_ylim(min(0.9, low - 0.02), 1.01)
+    ax.set_xlim(0, max(p[1] for p in points) * 1.15)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x:,.0f}"))
+    ax.set(title=f"retrieval serving, {figures['corpus']:,} videos, batches of 256",
+           xlabel="queries per second", ylabel="recall@10 vs exact search")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="lower left")
     return _save(fig, path)
 

@@ -24,7 +24,7 @@ def _fmt(value):
     if isinstance(value, int):
         return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
     return str(value)
 
 
@@ -95,9 +95,9 @@ def section_data(metrics, config, plots_dir):
             not isinstance(v, bool)]
     text = f"Source `{data.get('source')}` ({data.get('format')}).\n\n" + \
         _table(("events table", "rows"), rows)
-    dropped = data.get("dropped_duplicates")
-    if dropped:
-        text += f"\n\nExact duplicate rows dropped: {dropped}."
+    dropped = {k: v for k, v in (data.get("dropped_duplicates") or {}).items() if v}
+    text += "\n\nExact duplicate rows dropped: " + (
+        ", ".join(f"{k} {v:,}" for k, v in dropped.items()) if dropped else "none") + "."
     if examples:
         text += "\n\n" + _table(("examples", "count"), [
             (k, v) for k, v in examples.items() if k in ("train", "validation", "test")])
@@ -161,6 +161,10 @@ def section_ann(metrics, config, plots_dir):
             ("ScaNN build s", figures["scann_build_seconds"])]
     exports = metrics.get("exports", {})
     text = _table(("serving", "value"), rows)
+    if not figures.get("scann_settings", {}).get("num_leaves"):
+        text += ("\n\nThis corpus is small enough that the ScaNN tuner chose exact search (no "
+                 "tree, no quantisation), so ScaNN is not faster here than TensorFlow brute "
+                 "force; its speed-up at 1M videos is in benchmarks/README.md.")
     if exports:
         text += "\n\nExports:\n" + "\n".join(f"- `{name}`: `{path}`"
                                              for name, path in exports.items())
