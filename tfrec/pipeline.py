@@ -8,6 +8,7 @@ two functions and append a `Stage(...)` to `pipeline_stages` after the stages it
 import hashlib
 import json
 import os
+import shutil
 import time
 
 import pandas as pd
@@ -20,6 +21,7 @@ from tfrec.evaluation.next_watch import evaluate_next_watch
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.local_driver import CandidateExamples, build_candidate_examples
 from tfrec.models.popularity import Popularity
+from tfrec.progress import progress_bar, progress_callback
 from tfrec.stages import Stage, run_stages, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -73,8 +75,11 @@ def load_events_stage(ctx):
 # -- examples -------------------------------------------------------------------------------------
 
 def run_examples(ctx):
+    events = ctx.inputs["events"]
     start = time.perf_counter()
-    examples = build_candidate_examples(ctx.inputs["events"], ctx.config.examples)
+    with progress_bar(desc="users", enabled=ctx.progress, leave=False, unit="user") as bar:
+        examples = build_candidate_examples(events, ctx.config.examples,
+                                            progress=progress_callback(bar))
     seconds = time.perf_counter() - start
     for split in SPLITS:
         getattr(examples, split).to_parquet(ctx.path(f"{split}.parquet"))
@@ -122,6 +127,8 @@ def run_candidate_generation(ctx):
     events = ctx.inputs["events"]
     # Checkpoints are keyed like the stage: a changed config never resumes another's training.
     checkpoints = ctx.run_path("checkpoints", f"candidate_generation-{ctx.key[:12]}")
+    if ctx.forced:  # --force means train again, not resume the finished run's checkpoint
+        shutil.rmtree(checkpoints, ignore_errors=True)
     model, result = train_candidate_generation(
         examples, events.users, _corpus(ctx), cg.tower, cg.softmax, cg.training,
         ks=evaluation_ks(ctx.config), log=ctx.log, checkpoint_dir=checkpoints,

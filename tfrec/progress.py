@@ -10,8 +10,17 @@ def progress_wanted(quiet=False, stream=None):
     return not quiet and hasattr(stream, "isatty") and stream.isatty()
 
 
-def progress_bar(total=None, desc=None, enabled=True, leave=True):
+def progress_bar(total=None, desc=None, enabled=True, leave=True, unit="batch"):
     """A tqdm bar (a context manager with update(n) and set_postfix()); a silent one when not
     enabled."""
     return tqdm(total=total, desc=desc, disable=not enabled, leave=leave, dynamic_ncols=True,
-                unit="batch")
+                unit=unit)
+
+
+def progress_callback(bar):
+    """callable(done, total) that moves `bar` to `done` of `total` (for loops that report
+    progress that way, e.g. example building)."""
+    def report(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+    return report

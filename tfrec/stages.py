@@ -96,6 +96,7 @@ class StageContext:
       inputs: {upstream stage name: its value} (LazyInputs: loaded when first read).
       metrics: the run's metrics so far (sections of finished stages).
       log: callable(str) for progress lines; progress: whether to draw progress bars.
+      forced: the stage runs because of --force (so it must not resume earlier partial work).
     """
 
     config: typing.Any
@@ -106,6 +107,7 @@ class StageContext:
     metrics: dict
     log: typing.Callable = print
     progress: bool = False
+    forced: bool = False
 
     def path(self, *parts):
         """A path inside the stage's folder."""
@@ -198,7 +200,7 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
         key = stage_key(stage, config, keys)
         final = os.path.join(run_dir, stage.name)
         ctx = StageContext(config, run_dir, final, key, values.subset(stage.depends_on),
-                           metrics, log, progress)
+                           metrics, log, progress, forced=stage.name in forced)
         marker = None if stage.name in forced else _read_marker(final)
         if marker is not None and marker.get("key") == key:
             try:
