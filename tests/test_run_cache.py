@@ -105,7 +105,8 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
 
     # The report: every section, and the plots it links exist as PNG images.
     report = (tmp_path / "tiny" / "report.md").read_text()
-    for title in ("## Run: time per stage and config", "## Data", "## Candidate generation vs popularity (P1)",
+    for title in ("## Run: time per stage and config", "## Data",
+                  "## Candidate generation vs popularity (P1)",
                   "## Training", "## Serving: ANN recall and speed"):
         assert title in report
     assert "## Ranking" not in report

@@ -1,4 +1,4 @@
-"""The main job: events -> examples -> popularity -> candidate_generation -> export, then the report.
+"""The main job: events -> examples -> popularity -> candidate_generation -> export; the report.
 
 Each stage is a `tfrec.stages.Stage`: a `run` function that computes and writes its outputs into
 runs/<name>/<stage>/ and returns its metrics, and a `load` function that reads them back. A rerun

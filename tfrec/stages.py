@@ -187,7 +187,8 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
     after_each: callable(metrics, report) after every stage (e.g. to save metrics.json as it grows).
 
     Returns:
-      (values {name: value} loaded on first use, metrics {section: ...}, report {name: {"key", "cached",
+      (values {name: value} loaded on first use, metrics {section: ...},
+      report {name: {"key", "cached",
       "seconds" (this run's wall time), "compute_seconds" (when the outputs were made)}}).
     """
     check_force(stages, force)

@@ -155,7 +155,8 @@ def section_ann(metrics, config, plots_dir):
         return None
     rows = [("videos", figures["corpus"]), ("queries (validation users)", figures["queries"]),
             ("ScaNN recall@10 vs exact", figures["recall@10_vs_exact"]),
-            (f"ScaNN recall@{figures['k']} vs exact", figures.get(f"recall@{figures['k']}_vs_exact")),
+            (f"ScaNN recall@{figures['k']} vs exact",
+             figures.get(f"recall@{figures['k']}_vs_exact")),
             ("brute force queries/s", figures["brute_force_qps"]),
             ("ScaNN queries/s", figures["scann_qps"]),
             ("ScaNN build s", figures["scann_build_seconds"])]
