@@ -23,6 +23,8 @@ INSTALL_REQUIRES = [
     "importlib_resources==7.1.0",
     # Warmup records of the exports (PredictionLog protos); the pipeline exports by default.
     "tensorflow-serving-api==2.20.0",
+    # Progress bars of training and long loops (off when output is not a terminal).
+    "tqdm==4.70.1",
 ]
 
 setup(

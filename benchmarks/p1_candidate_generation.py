@@ -100,6 +100,8 @@ def main():
     parser.add_argument("--variant", action="append", default=[],
                         help="extra variant NAME=JSON overrides (replaces the built-in list)")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
+    parser.add_argument("--history", action="store_true",
+                        help="keep each run's per-epoch history (loss, validation, seconds)")
     parser.add_argument("--merge", nargs="+", metavar="JSON",
                         help="combine result files of runs made in parallel (no training)")
     args = parser.parse_args()
@@ -152,7 +154,8 @@ def main():
                 f" (best epoch {result['best_epoch']}, {result['seconds']}s)", flush=True)
         results[name] = summarise(runs)
         raw[name] = {"overrides": overrides, "runs": [{k: v for k, v in r.items()
-                                                       if k != "history"} for r in runs]}
+                                                       if k != "history" or args.history}
+                                                      for r in runs]}
         write(args.out, args.seeds, popularity, results, raw)  # after every variant: no loss
     print(write(args.out, args.seeds, popularity, results, raw))
 

@@ -95,3 +95,17 @@ def test_model_learns_movielens_and_beats_popularity(ml100k_dir):
     assert result["test"]["recall@100"] > pop_test["recall@100"] + 0.05
     assert result["test"]["recall@50"] > pop_test["recall@50"]
     assert result["test"] == evaluate_model(model, ex.test, tower)  # best weights kept
+
+
+def test_resumable_dropout_masks_follow_seed_and_step():
+    from tfrec.models.layers import ResumableDropout
+    x = tf.ones([64, 32])
+    layer = ResumableDropout(0.5, seed=3)
+    first, second = layer(x, training=True).numpy(), layer(x, training=True).numpy()
+    assert int(layer.step.numpy()) == 2 and not np.array_equal(first, second)
+    assert set(np.unique(first)) == {0.0, 2.0} and 0.4 < (first == 0).mean() < 0.6
+    np.testing.assert_array_equal(layer(x, training=False).numpy(), x.numpy())
+    # A copy restored to step 0 (as from a checkpoint) draws the same masks again.
+    again = ResumableDropout.from_config(layer.get_config())
+    again.build(x.shape)
+    np.testing.assert_array_equal(again(x, training=True).numpy(), first)

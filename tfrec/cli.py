@@ -21,7 +21,13 @@ def _parser():
     run = sub.add_parser("run", help="run a pipeline config (writes runs/<name>/)")
     run.add_argument("config", help="pipeline YAML, e.g. pipelines/movielens_100k.yaml")
     run.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
-    run.add_argument("--quiet", action="store_true", help="print only errors")
+    run.add_argument("--quiet", action="store_true",
+                     help="print only errors (progress bars are also off when stdout is not a "
+                          "terminal)")
+    run.add_argument("--force", action="append", default=[], metavar="STAGE",
+                     help="redo STAGE and every stage after it that depends on it, even if "
+                          "cached (repeatable); stages: events, examples, popularity, "
+                          "candidate_generation, export")
 
     data = sub.add_parser("data", help="data commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -80,10 +86,14 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from tfrec.pipeline import run_pipeline
-            config = load_config(args.config)
+            config = load_config(args.config)  # nothing starts before the config is known good
+            from tfrec.pipeline import pipeline_stages, run_pipeline
+            from tfrec.progress import progress_wanted
+            from tfrec.stages import check_force
+            check_force(pipeline_stages(), args.force)
             log = (lambda *a, **k: None) if args.quiet else (lambda m: print(m, flush=True))
-            run_pipeline(config, runs_dir=args.runs_dir, log=log)
+            run_pipeline(config, runs_dir=args.runs_dir, log=log, force=tuple(args.force),
+                         progress=progress_wanted(args.quiet))
         elif args.command == "recommend":
             from tfrec.serving.recommend import format_recommendations, recommend, titles
             recent, recs, manifest = recommend(args.saved_models, args.user_id, args.k,

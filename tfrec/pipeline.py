@@ -1,29 +1,37 @@
-"""The main job: fetch -> events -> examples -> popularity -> P1 evaluation.
+"""The main job: events -> examples -> popularity -> candidate_generation -> export; the report.
 
-Each stage writes under runs/<name>/ and adds its figures to runs/<name>/metrics.json, so the file
-always shows everything that works, end to end. Later capabilities add stages here.
+Each stage is a `tfrec.stages.Stage`: a `run` function that computes and writes its outputs into
+runs/<name>/<stage>/ and returns its metrics, and a `load` function that reads them back. A rerun
+loads the stages whose inputs did not change instead of running them. To add a stage, write its
+two functions and append a `Stage(...)` to `pipeline_stages` after the stages it depends on.
 """
 import hashlib
 import json
 import os
+import shutil
 import time
 
+import pandas as pd
 import yaml
 
 import tfrec
 from tfrec.config import to_dict
 from tfrec.data import fetch, movielens, schema
 from tfrec.evaluation.candidates import evaluate_candidates
-from tfrec.features.local_driver import build_candidate_examples
+from tfrec.features.example_set import ExampleSet
+from tfrec.features.local_driver import CandidateExamples, build_candidate_examples
 from tfrec.models.popularity import Popularity
+from tfrec.progress import progress_bar, progress_callback
+from tfrec.stages import Stage, run_stages, write_json_atomic
+
+SPLITS = ("train", "validation", "test")
+# Recall@K is also measured at these K, for the report's Recall@K curves.
+CURVE_KS = (1, 5, 10, 20, 50, 100, 200, 500)
 
 
-def write_json_atomic(path, data):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2, sort_keys=False)
-        f.write("\n")
-    os.replace(tmp, path)
+def evaluation_ks(config):
+    """The configured K plus the curve's, ascending."""
+    return tuple(sorted(set(config.evaluation.ks) | set(CURVE_KS)))
 
 
 def simulated_world(data_config):
@@ -57,131 +65,207 @@ def load_events(data_config, log=print):
     raise ValueError(f"unknown data.format {fmt!r}")
 
 
-class Run:
-    """One pipeline run: its folder, metrics and stage log."""
-
-    def __init__(self, config, runs_dir="runs", log=print):
-        self.config = config
-        self.dir = os.path.join(os.path.abspath(runs_dir), config.name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.log = log
-        self.metrics = {}
-        self.timings = {}
-
-    def path(self, *parts):
-        """A path inside the run folder (refuses to leave it)."""
-        full = os.path.abspath(os.path.join(self.dir, *parts))
-        if os.path.commonpath([full, self.dir]) != self.dir:
-            raise ValueError(f"{os.path.join(*parts)!r} is outside the run folder {self.dir}")
-        return full
-
-    def stage(self, name, fn):
-        start = time.perf_counter()
-        self.log(f"[{name}] ...")
-        result = fn()
-        seconds = time.perf_counter() - start
-        self.timings[name] = round(seconds, 3)
-        self.log(f"[{name}] done in {seconds:.1f}s")
-        self.save_metrics()
-        return result
-
-    def save_metrics(self):
-        write_json_atomic(self.path("metrics.json"), {**self.metrics, "timings_s": self.timings})
+def _test_line(figures):
+    return "  test " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items() if k != "queries")
 
 
-def run_pipeline(config, runs_dir="runs", log=print):
-    """Run every stage of `config`; returns the metrics dict (also in runs/<name>/metrics.json)."""
-    run = Run(config, runs_dir, log)
-    with open(run.path("config.yaml"), "w") as f:
+# -- events ---------------------------------------------------------------------------------------
+
+def run_events(ctx):
+    events = load_events(ctx.config.data, log=ctx.log)
+    schema.write_events(events, ctx.out)
+    ctx.log(f"  {events.counts()}")
+    return {"data": {"source": ctx.config.data.source, "format": ctx.config.data.format,
+                     **events.counts(), "dropped_duplicates": events.dropped_duplicates}}
+
+
+def load_events_stage(ctx):
+    return schema.read_events(ctx.out)
+
+
+# -- examples -------------------------------------------------------------------------------------
+
+def run_examples(ctx):
+    events = ctx.inputs["events"]
+    start = time.perf_counter()
+    with progress_bar(desc="users", enabled=ctx.progress, leave=False, unit="user") as bar:
+        examples = build_candidate_examples(events, ctx.config.examples,
+                                            progress=progress_callback(bar))
+    seconds = time.perf_counter() - start
+    for split in SPLITS:
+        getattr(examples, split).to_parquet(ctx.path(f"{split}.parquet"))
+    examples.train_watches.to_parquet(ctx.path("train_watches.parquet"), index=False)
+    ctx.log(f"  {examples.counts()}")
+    return {"examples": {**examples.counts(), "end_of_training": examples.end_of_training,
+                         "build_seconds": round(seconds, 3)}}
+
+
+def load_examples(ctx):
+    with open(ctx.path("stage.json")) as f:
+        end_of_training = json.load(f)["metrics"]["examples"]["end_of_training"]
+    return CandidateExamples(
+        **{split: ExampleSet.from_parquet(ctx.path(f"{split}.parquet")) for split in SPLITS},
+        train_watches=pd.read_parquet(ctx.path("train_watches.parquet")),
+        end_of_training=end_of_training)
+
+
+def _corpus(ctx):
+    return ctx.inputs["events"].videos["video_id"].to_numpy()
+
+
+# -- popularity -----------------------------------------------------------------------------------
+
+def run_popularity(ctx):
+    examples, corpus = ctx.inputs["examples"], _corpus(ctx)
+    model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
+    result = evaluate_candidates(lambda queries, s, e: model.scores(e - s), examples, corpus,
+                                 evaluation_ks(ctx.config), simulated_world(ctx.config.data))
+    ctx.log(_test_line(result["test"]))
+    return {"popularity": result}
+
+
+# -- candidate generation -------------------------------------------------------------------------
+
+WEIGHTS = "weights/model"  # TensorFlow checkpoint prefix inside the stage folder
+
+
+def run_candidate_generation(ctx):
+    from tfrec.models.training import save_model_weights, train_candidate_generation
+    from tfrec.evaluation.projector import write_projector
+    cg, examples = ctx.config.candidate_generation, ctx.inputs["examples"]
+    events = ctx.inputs["events"]
+    # Checkpoints are keyed like the stage: a changed config never resumes another's training.
+    checkpoints = ctx.run_path("checkpoints", f"candidate_generation-{ctx.key[:12]}")
+    if ctx.forced:  # --force means train again, not resume the finished run's checkpoint
+        shutil.rmtree(checkpoints, ignore_errors=True)
+    model, result = train_candidate_generation(
+        examples, events.users, _corpus(ctx), cg.tower, cg.softmax, cg.training,
+        ks=evaluation_ks(ctx.config), log=ctx.log, checkpoint_dir=checkpoints,
+        tensorboard_dir=ctx.run_path("tensorboard", "candidate_generation"),
+        progress=ctx.progress)
+    world = simulated_world(ctx.config.data)
+    if world is not None:  # ground truth: recall of the true top-K by affinity
+        from tfrec.evaluation.true_affinity import recall_of_true_top_k
+        from tfrec.models.training import query_scorer
+        score = query_scorer(model, cg.tower)
+        for split in ("validation", "test"):
+            queries = getattr(examples, split)
+            result[split].update(recall_of_true_top_k(
+                lambda s, e: score(queries, s, e), queries, _corpus(ctx), world,
+                ks=ctx.config.evaluation.ks))
+    save_model_weights(model, ctx.path(WEIGHTS))
+    write_projector(ctx.run_path("tensorboard", "projector"), model, events.videos)
+    ctx.log(_test_line(result["test"]))
+    return {"retrieval": result}
+
+
+def load_candidate_generation(ctx):
+    from tfrec.models.training import load_model
+    cg = ctx.config.candidate_generation
+    if not os.path.exists(ctx.path(WEIGHTS + ".index")):
+        raise FileNotFoundError(ctx.path(WEIGHTS + ".index"))
+    return load_model(ctx.path(WEIGHTS), ctx.inputs["examples"], ctx.inputs["events"].users,
+                      _corpus(ctx), cg.tower, cg.softmax, seed=cg.training.seed)
+
+
+# -- export ---------------------------------------------------------------------------------------
+
+def run_export(ctx):
+    from tfrec.features.dataset import padded_features
+    from tfrec.serving.candidate_exports import export_candidate_generation
+    config, examples, corpus = ctx.config, ctx.inputs["examples"], _corpus(ctx)
+    tower = config.candidate_generation.tower
+    features = padded_features(examples.validation, tower.max_history, tower.max_search_tokens)
+    manifest = {
+        "tfrec_version": tfrec.__version__, "run": config.name, "run_dir": ctx.run_dir,
+        "events_dir": ctx.run_path("events"), "config": to_dict(config),
+        "end_of_training": examples.end_of_training,
+        "videos": int(len(corpus)),
+        "video_vocabulary_sha256": hashlib.sha256("\n".join(map(str, corpus)).encode()).hexdigest(),
+        "retrieval_test": ctx.metrics["retrieval"]["test"],
+    }
+    out = export_candidate_generation(
+        ctx.inputs["candidate_generation"], config.export.saved_models_dir, features, manifest,
+        k=config.export.k, target_recall=config.export.target_recall, log=ctx.log)
+    ann = out["ann"]
+    ctx.log(f"  ScaNN recall@10 vs exact {ann['recall@10_vs_exact']:.4f}, brute force "
+            f"{ann['brute_force_qps']:.0f} q/s, ScaNN {ann['scann_qps']:.0f} q/s")
+    return {"ann": ann, "exports": out["paths"]}
+
+
+def load_export(ctx):
+    """The export folders (a cached export is stale once someone deleted its versions)."""
+    with open(ctx.path("stage.json")) as f:
+        paths = json.load(f)["metrics"]["exports"]
+    missing = [p for p in paths.values() if not os.path.isdir(p)]
+    if missing:
+        raise FileNotFoundError(f"exported version {missing[0]} is gone")
+    return paths
+
+
+def pipeline_stages():
+    """The stages in dependency order."""
+    cg_on = lambda c: c.candidate_generation.enabled  # noqa: E731
+    return [
+        Stage("events", run_events, load_events_stage, config_sections=("data",)),
+        Stage("examples", run_examples, load_examples, depends_on=("events",),
+              config_sections=("examples",)),
+        Stage("popularity", run_popularity, lambda ctx: None, depends_on=("events", "examples"),
+              config_sections=("evaluation",)),
+        Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
+              depends_on=("events", "examples"),
+              config_sections=("evaluation", "candidate_generation"), enabled=cg_on),
+        Stage("export", run_export, load_export,
+              depends_on=("events", "examples", "candidate_generation"),
+              config_sections=("export",), check=load_export,
+              enabled=lambda c: cg_on(c) and c.export.enabled),
+    ]
+
+
+def _also_to_file(log, path):
+    """`log`, also appending each line (time-stamped) to the run's log file."""
+    def both(message):
+        with open(path, "a") as f:
+            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
+        log(message)
+    return both
+
+
+def run_pipeline(config, runs_dir="runs", log=print, force=(), progress=False, report=True):
+    """Run (or load from cache) every stage of `config`, then write metrics.json and the report.
+
+    Args:
+      force: stage names to redo, with everything downstream of them.
+      progress: draw progress bars.
+      report: write report.md and plots/ (needs matplotlib).
+    Returns:
+      the metrics dict (also in runs/<name>/metrics.json).
+    """
+    run_dir = os.path.join(os.path.abspath(runs_dir), config.name)
+    os.makedirs(run_dir, exist_ok=True)
+    config_path = os.path.join(run_dir, "config.yaml")
+    with open(config_path + ".tmp", "w") as f:
         yaml.safe_dump(to_dict(config), f, sort_keys=False)
+    os.replace(config_path + ".tmp", config_path)
+    log = _also_to_file(log, os.path.join(run_dir, "run.log"))
+    start = time.perf_counter()
 
-    def events_stage():
-        events = load_events(config.data, log=log)
-        schema.write_events(events, run.path("events"))
-        run.metrics["data"] = {"source": config.data.source, "format": config.data.format,
-                               **events.counts(),
-                               "dropped_duplicates": events.dropped_duplicates}
-        log(f"  {events.counts()}")
-        return events
+    def save_metrics(metrics, stages):
+        metrics["timings_s"] = {name: s["compute_seconds"] for name, s in stages.items()}
+        metrics["stages"] = stages
+        metrics["run_seconds"] = round(time.perf_counter() - start, 3)
+        write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
 
-    events = run.stage("events", events_stage)
-
-    def examples_stage():
-        start = time.perf_counter()
-        examples = build_candidate_examples(events, config.examples)
-        seconds = time.perf_counter() - start
-        for split in ("train", "validation", "test"):
-            getattr(examples, split).to_parquet(run.path("examples", f"{split}.parquet"))
-        run.metrics["examples"] = {**examples.counts(), "end_of_training": examples.end_of_training,
-                                   "build_seconds": round(seconds, 3)}
-        log(f"  {examples.counts()}")
-        return examples
-
-    examples = run.stage("examples", examples_stage)
-    corpus = events.videos["video_id"].to_numpy()
-    world = simulated_world(config.data)
-
-
-    def evaluate(score):
-        return evaluate_candidates(score, examples, corpus, config.evaluation.ks, world)
-
-    def popularity_stage():
-        model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
-        result = evaluate(lambda queries, s, e: model.scores(e - s))
-        run.metrics["popularity"] = result
-        log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
-                                  if k != "queries"))
-        return model
-
-    run.stage("popularity", popularity_stage)
-
-    cg = config.candidate_generation
-    if cg.enabled:
-        def candidate_generation_stage():
-            from tfrec.models.training import train_candidate_generation
-            model, result = train_candidate_generation(
-                examples, events.users, corpus, cg.tower, cg.softmax, cg.training,
-                ks=config.evaluation.ks, log=log)
-            if world is not None:
-                from tfrec.evaluation.true_affinity import recall_of_true_top_k
-                from tfrec.models.training import query_scorer
-                score = query_scorer(model, cg.tower)
-                for split in ("validation", "test"):
-                    queries = getattr(examples, split)
-                    result[split].update(recall_of_true_top_k(
-                        lambda s, e: score(queries, s, e), queries, corpus, world,
-                        ks=config.evaluation.ks))
-            run.metrics["retrieval"] = result
-            log("  test " + ", ".join(f"{k}={v:.4f}" for k, v in result["test"].items()
-                                      if k != "queries"))
-            return model
-
-        model = run.stage("candidate_generation", candidate_generation_stage)
-
-        if config.export.enabled:
-            def export_stage():
-                from tfrec.features.dataset import padded_features
-                from tfrec.serving.candidate_exports import export_candidate_generation
-                features = padded_features(examples.validation, cg.tower.max_history,
-                                           cg.tower.max_search_tokens)
-                manifest = {
-                    "tfrec_version": tfrec.__version__, "run": config.name, "run_dir": run.dir,
-                    "events_dir": run.path("events"), "config": to_dict(config),
-                    "end_of_training": examples.end_of_training,
-                    "videos": int(len(corpus)),
-                    "video_vocabulary_sha256": hashlib.sha256(
-                        "\n".join(map(str, corpus)).encode()).hexdigest(),
-                    "retrieval_test": run.metrics["retrieval"]["test"],
-                }
-                out = export_candidate_generation(
-                    model, config.export.saved_models_dir, features, manifest,
-                    k=config.export.k, target_recall=config.export.target_recall, log=log)
-                run.metrics["ann"] = out["ann"]
-                run.metrics["exports"] = out["paths"]
-                log(f"  ScaNN recall@10 vs exact {out['ann']['recall@10_vs_exact']:.4f}, "
-                    f"brute force {out['ann']['brute_force_qps']:.0f} q/s, "
-                    f"ScaNN {out['ann']['scann_qps']:.0f} q/s")
-
-            run.stage("export", export_stage)
-    log(f"metrics: {run.path('metrics.json')}")
-    return run.metrics
+    _, metrics, stages = run_stages(pipeline_stages(), config, run_dir, force=force, log=log,
+                                    progress=progress, after_each=save_metrics)
+    save_metrics(metrics, stages)
+    report_path = os.path.join(run_dir, "report.md")
+    if report and all(s["cached"] for s in stages.values()) and os.path.exists(report_path):
+        log(f"report: {report_path} (every stage cached: unchanged)")
+    elif report:
+        from tfrec.evaluation.report import write_report
+        write_report(run_dir, config, metrics)
+        log(f"report: {report_path}")
+    log(f"metrics: {os.path.join(run_dir, 'metrics.json')}  "
+        f"({metrics['run_seconds']:.1f}s)")
+    return metrics

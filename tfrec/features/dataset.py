@@ -52,3 +52,38 @@ def candidate_dataset(examples, batch_size, max_history=50, max_search_tokens=64
     if shuffle_seed is not None:
         ds = ds.shuffle(len(examples), seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+class EpochBatches:
+    """Training batches whose order is a function of (seed, epoch) only.
+
+    A resumed run must see, in epoch e, exactly the batches an uninterrupted run would: so the
+    order is not the state of a reshuffling iterator but a permutation drawn from
+    numpy's Generator seeded by [seed, epoch]. The feature tensors are made once; an epoch's
+    dataset gathers each batch's rows from them (cheaper than a per-element shuffle buffer).
+
+    Args:
+      examples: ExampleSet (training examples).
+      batch_size: examples per batch; the last partial batch is dropped (fixed loss scale).
+      max_history, max_search_tokens: input widths.
+      seed: int.
+    """
+
+    def __init__(self, examples, batch_size, max_history=50, max_search_tokens=64, seed=0):
+        tf = require_keras2()
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.size = len(examples)
+        self.steps = self.size // self.batch_size
+        self.features = {name: tf.constant(values) for name, values in
+                         padded_features(examples, max_history, max_search_tokens).items()}
+
+    def epoch(self, epoch):
+        """tf.data.Dataset of the `steps` feature-dict batches of epoch `epoch` (1-based)."""
+        tf = require_keras2()
+        order = np.random.default_rng([self.seed, epoch]).permutation(self.size)
+        rows = order[:self.steps * self.batch_size].reshape(self.steps, self.batch_size)
+        features = self.features
+        return tf.data.Dataset.from_tensor_slices(rows).map(
+            lambda r: {name: tf.gather(t, r) for name, t in features.items()},
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)

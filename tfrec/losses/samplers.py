@@ -34,7 +34,9 @@ class CandidateSampler(tf.Module):
 
     Args:
       probabilities: [V] Q over embedding rows.
-      seed: op seed, for reproducibility.
+      seed: seeds the draws; None = non-deterministic. The draws come from a
+        `tf.random.Generator`, whose state is a variable: a checkpoint of the model holds it, so
+        training resumed from a checkpoint draws what an uninterrupted run would have.
     """
 
     def __init__(self, probabilities, seed=None, name=None):
@@ -45,10 +47,12 @@ class CandidateSampler(tf.Module):
         self.cdf = tf.constant(cdf / cdf[-1], tf.float64)  # [V]
         self.num_rows = len(probabilities)
         self.seed = seed
+        self.generator = tf.random.Generator.from_non_deterministic_state() if seed is None \
+            else tf.random.Generator.from_seed(seed)
 
     def sample(self, num):
         """[num] int64 rows drawn i.i.d. from Q."""
-        u = tf.random.uniform([num], dtype=tf.float64, seed=self.seed)
+        u = self.generator.uniform([num], dtype=tf.float64)
         rows = tf.searchsorted(self.cdf, u, side="right")
         return tf.minimum(tf.cast(rows, tf.int64), self.num_rows - 1)
 

@@ -130,7 +130,8 @@ class CandidateGenerationModel(tfrs.Model):
                 num_rows, tower.embedding_dim, name="video_input_embedding",
                 embeddings_regularizer=tf.keras.regularizers.l2(tower.l2) if tower.l2 else None)
         self.user_tower = build_user_tower(tower, self.video_lookup, input_embedding,
-                                           demographic_vocabularies, max_example_age_seconds)
+                                           demographic_vocabularies, max_example_age_seconds,
+                                           seed=seed)
         self.video_embedding.build((None,))
         self.video_bias = tf.keras.layers.Embedding(num_rows, 1, embeddings_initializer="zeros",
                                                     name="video_bias") if softmax.use_bias else None

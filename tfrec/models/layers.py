@@ -43,3 +43,50 @@ class ExampleAgeFeatures(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "scale_seconds": self.scale_seconds}
+
+
+class ResumableDropout(tf.keras.layers.Layer):
+    """Dropout whose masks are a function of (seed, training step), so training resumed from a
+    checkpoint draws the same masks as an uninterrupted run.
+
+    Keras' Dropout draws from random-op state that no checkpoint holds; here each training call
+    uses `tf.nn.experimental.stateless_dropout` seeded by [seed, step], and `step` is a
+    (non-trainable) layer weight, saved and restored with the model.
+
+    Args:
+      rate: fraction of units dropped in training.
+      seed: int; layers with different seeds draw different masks.
+    Call args:
+      inputs: [B, d]; training: bool.
+    Returns:
+      [B, d]: inputs with dropped units zeroed and the rest scaled by 1 / (1 - rate); inputs
+      unchanged when not training.
+    """
+
+    def __init__(self, rate, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = float(rate)
+        self.seed = int(seed)
+
+    def build(self, input_shape):
+        self.step = self.add_weight(name="step", shape=(), dtype=tf.int64, initializer="zeros",
+                                    trainable=False)
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        if training is None:
+            training = tf.keras.backend.learning_phase()
+        if isinstance(training, (bool, int)) and not training:
+            return inputs
+
+        def dropped():
+            step = self.step.assign_add(1)
+            seed = tf.stack([tf.constant(self.seed, tf.int64), step])
+            return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed)
+
+        if isinstance(training, (bool, int)):
+            return dropped()
+        return tf.cond(tf.cast(training, tf.bool), dropped, lambda: tf.identity(inputs))
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,14 +1,24 @@
-"""Training candidate generation with the epoch chosen on validation (P1)."""
+"""Training candidate generation with the epoch chosen on validation (P1), resumable.
+
+With a `checkpoint_dir`, every epoch ends with a checkpoint (tf.train.CheckpointManager) of the
+model (including the negative sampler's generator and the dropout step counters), the optimizer,
+and the loop's state: epoch, best epoch and score, the best weights, patience counter, history.
+A run killed at any point resumes from its last finished epoch and ends with the metrics an
+uninterrupted run would have: batch order depends only on (seed, epoch) and every random draw
+comes from checkpointed state.
+"""
+import json
 import time
 
 import numpy as np
 import pandas as pd
 
 from tfrec.evaluation.next_watch import evaluate_next_watch
-from tfrec.features.dataset import candidate_dataset, padded_features
+from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.keras_check import require_keras2
 from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.models.config import TrainingConfig  # noqa: F401  (re-exported)
+from tfrec.progress import progress_bar
 
 tf = require_keras2()
 
@@ -30,9 +40,23 @@ def build_model(examples, users, corpus_ids, tower, softmax, seed=0):
                                     softmax, seed=seed)
 
 
+def load_model(weights_path, examples, users, corpus_ids, tower, softmax, seed=0):
+    """The model `save_model_weights` saved: rebuilt from the same data and configs (which fix
+    the vocabularies and shapes), then its weights restored."""
+    model = build_model(examples, users, corpus_ids, tower, softmax, seed=seed)
+    model.load_weights(weights_path).expect_partial()
+    return model
+
+
+def save_model_weights(model, weights_path):
+    """TensorFlow-checkpoint weights at `weights_path` (a file prefix)."""
+    model.save_weights(weights_path)
+
+
 def query_scorer(model, tower):
-    """score(queries, start, end) -> [end - start, N] exact scores over the model's corpus."""
-    video_ids, table = model.candidate_table()
+    """score(queries, start, end) -> [end - start, N] exact scores over the model's corpus
+    (the user vectors of the latest query set are kept, so chunks do not recompute them)."""
+    _, table = model.candidate_table()
     cache = {}
 
     def score(queries, start, end):
@@ -45,52 +69,144 @@ def query_scorer(model, tower):
     return score
 
 
-def evaluate_model(model, queries, tower, ks=(10, 50, 100)):
-    """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded)."""
-    video_ids, _ = model.candidate_table()
-    score = query_scorer(model, tower)
-    return evaluate_next_watch(lambda s, e: score(queries, s, e), queries, video_ids, ks=ks)
+def evaluate_model(model, queries, tower, ks=(10, 50, 100), features=None):
+    """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded).
+
+    features: the padded features of `queries`, when already computed (saves time per epoch).
+    """
+    if features is None:
+        features = padded_features(queries, tower.max_history, tower.max_search_tokens)
+    u = model.query_vectors(features)
+    video_ids, table = model.candidate_table()
+    return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks)
+
+
+class TrainingState(tf.Module):
+    """The training loop's state, as variables so a checkpoint holds it.
+
+    Attributes:
+      epoch: last finished epoch; done: 1 once early stopping (or the last epoch) ended training.
+      best_epoch, best_score, since_best: early-stopping bookkeeping.
+      best_weights: copies of the model's weights at the best epoch.
+      history: JSON list of per-epoch records; train_seconds, steps: throughput bookkeeping.
+    """
+
+    def __init__(self, model):
+        super().__init__(name="training_state")
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_score = tf.Variable(-np.inf, dtype=tf.float64, trainable=False)
+        self.since_best = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.best_weights = [tf.Variable(w, trainable=False) for w in model.weights]
+        self.history = tf.Variable("[]", dtype=tf.string, trainable=False)
+        self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def get_history(self):
+        return json.loads(self.history.numpy().decode())
+
+
+class _BatchProgress(tf.keras.callbacks.Callback):
+    """Advances a progress bar per training batch and shows the running loss."""
+
+    def __init__(self, bar):
+        super().__init__()
+        self.bar = bar
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.bar.update(1)
+        if logs and batch % 20 == 0:
+            self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
 
 def train_candidate_generation(examples, users, corpus_ids, tower, softmax, training,
-                               ks=(10, 50, 100), log=print):
-    """Train, choosing the epoch on validation; returns (model, result dict)."""
+                               ks=(10, 50, 100), log=print, checkpoint_dir=None,
+                               tensorboard_dir=None, progress=False):
+    """Train, choosing the epoch on validation; returns (model, result dict).
+
+    Args:
+      examples: CandidateExamples (train, validation, test).
+      users: the users table; corpus_ids: [V] video ids.
+      tower, softmax, training: UserTowerConfig, SoftmaxConfig, TrainingConfig.
+      checkpoint_dir: resume from / checkpoint into this folder every epoch (None: no checkpoints).
+      tensorboard_dir: write per-epoch loss and validation metrics there (tf.summary).
+      progress: draw a progress bar over each epoch's batches.
+    """
     tf.keras.utils.set_random_seed(training.seed)
     if len(examples.train) < training.batch_size:
         raise ValueError(f"{len(examples.train)} training examples: fewer than one batch of "
                          f"{training.batch_size} (lower candidate_generation.training.batch_size)")
     model = build_model(examples, users, corpus_ids, tower, softmax, seed=training.seed)
-    model.compile(optimizer=_optimizer(training))
-    train_ds = candidate_dataset(examples.train, training.batch_size, tower.max_history,
-                                 tower.max_search_tokens, shuffle_seed=training.seed,
-                                 drop_remainder=True)
-    history, best, best_weights, since_best = [], None, None, 0
-    train_seconds, steps = 0.0, 0
-    for epoch in range(1, training.epochs + 1):
+    optimizer = _optimizer(training)
+    # Slot variables made now, not inside the first training step: tf.function traces a step
+    # that creates variables twice (seconds of tracing).
+    optimizer.build(model.trainable_variables)
+    model.compile(optimizer=optimizer)
+    batches = EpochBatches(examples.train, training.batch_size, tower.max_history,
+                           tower.max_search_tokens, seed=training.seed)
+    validation = padded_features(examples.validation, tower.max_history, tower.max_search_tokens)
+    state = TrainingState(model)
+    manager = None
+    if checkpoint_dir:
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, state=state)
+        manager = tf.train.CheckpointManager(checkpoint, checkpoint_dir, max_to_keep=1)
+        if manager.latest_checkpoint:
+            checkpoint.restore(manager.latest_checkpoint)
+            log(f"  resumed from {manager.latest_checkpoint} (epoch {int(state.epoch.numpy())})")
+    writer = tf.summary.create_file_writer(tensorboard_dir) if tensorboard_dir else None
+    history = state.get_history()
+    metric = training.selection_metric
+    for epoch in range(int(state.epoch.numpy()) + 1, training.epochs + 1):
+        if state.done.numpy():
+            break
         start = time.perf_counter()
-        fit = model.fit(train_ds, epochs=1, verbose=0)
-        train_seconds += time.perf_counter() - start
-        steps += len(examples.train) // training.batch_size
-        val = evaluate_model(model, examples.validation, tower, ks)
-        score = val[training.selection_metric]
+        with progress_bar(total=batches.steps, desc=f"epoch {epoch}", enabled=progress,
+                          leave=False) as bar:
+            fit = model.fit(batches.epoch(epoch), epochs=1, verbose=0,
+                            callbacks=[_BatchProgress(bar)] if progress else None)
+        train_seconds = time.perf_counter() - start
+        val = evaluate_model(model, examples.validation, tower, ks, features=validation)
+        score = val[metric]
         history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                        **{k: v for k, v in val.items() if k != "queries"}})
-        log(f"  epoch {epoch}: loss {history[-1]['loss']:.4f}  validation "
-            f"{training.selection_metric} {score:.4f}")
-        if best is None or score > best[1]:
-            best, best_weights, since_best = (epoch, score), model.get_weights(), 0
+                        **{k: v for k, v in val.items() if k != "queries"},
+                        "train_seconds": round(train_seconds, 3),
+                        "seconds": round(time.perf_counter() - start, 3)})
+        log(f"  epoch {epoch}: loss {history[-1]['loss']:.4f}  validation {metric} "
+            f"{score:.4f}  ({history[-1]['seconds']:.1f}s)")
+        if writer is not None:
+            with writer.as_default(step=epoch):
+                tf.summary.scalar("train/loss", history[-1]["loss"])
+                for name, value in val.items():
+                    if name != "queries":
+                        tf.summary.scalar(f"validation/{name}", value)
+            writer.flush()
+        state.train_seconds.assign_add(train_seconds)
+        state.steps.assign_add(batches.steps)
+        if score > state.best_score.numpy():
+            state.best_epoch.assign(epoch)
+            state.best_score.assign(score)
+            state.since_best.assign(0)
+            for copy, weight in zip(state.best_weights, model.weights):
+                copy.assign(weight)
         else:
-            since_best += 1
-            if since_best >= training.patience:
-                break
-    model.set_weights(best_weights)
+            state.since_best.assign_add(1)
+        if state.since_best.numpy() >= training.patience or epoch == training.epochs:
+            state.done.assign(1)
+        state.epoch.assign(epoch)
+        state.history.assign(json.dumps(history))
+        if manager is not None:
+            manager.save(checkpoint_number=epoch)
+    for weight, copy in zip(model.weights, state.best_weights):
+        weight.assign(copy)
     result = {
         "loss": softmax.loss,
-        "best_epoch": best[0],
+        "best_epoch": int(state.best_epoch.numpy()),
         "epochs_run": len(history),
-        "validation": evaluate_model(model, examples.validation, tower, ks),
+        "validation": evaluate_model(model, examples.validation, tower, ks, features=validation),
         "test": evaluate_model(model, examples.test, tower, ks),
-        "train_examples_per_second": round(steps * training.batch_size / max(train_seconds, 1e-9)),
+        "train_examples_per_second": round(int(state.steps.numpy()) * training.batch_size /
+                                           max(float(state.train_seconds.numpy()), 1e-9)),
         "history": history,
     }
     return model, result

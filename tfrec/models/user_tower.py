@@ -9,7 +9,7 @@ Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
 """
 from tfrec.keras_check import require_keras2
 from tfrec.models.config import UserTowerConfig  # noqa: F401  (re-exported)
-from tfrec.models.layers import ExampleAgeFeatures, MaskedMean
+from tfrec.models.layers import ExampleAgeFeatures, MaskedMean, ResumableDropout
 
 tf = require_keras2()
 
@@ -18,7 +18,7 @@ FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")
 
 
 def build_user_tower(config, video_lookup, video_embedding, demographic_vocabularies,
-                     max_example_age_seconds):
+                     max_example_age_seconds, seed=0):
     """The user tower as a functional model with named inputs.
 
     Args:
@@ -28,6 +28,7 @@ def build_user_tower(config, video_lookup, video_embedding, demographic_vocabula
       video_embedding: Embedding layer for watched videos (the softmax table when shared).
       demographic_vocabularies: {column: [values seen in training]}.
       max_example_age_seconds: scale of the example-age feature.
+      seed: seeds the dropout masks (a function of seed and training step: resumable).
     Returns:
       tf.keras.Model mapping the named inputs to u [B, hidden_units[-1]].
     """
@@ -76,5 +77,6 @@ def build_user_tower(config, video_lookup, video_embedding, demographic_vocabula
         x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=reg,
                                   name=f"relu_{i}")(x)
         if config.dropout:
-            x = tf.keras.layers.Dropout(config.dropout, name=f"dropout_{i}")(x)
+            x = ResumableDropout(config.dropout, seed=1000 * (seed or 0) + i,
+                                 name=f"dropout_{i}")(x)
     return tf.keras.Model(inputs, x, name="user_tower")

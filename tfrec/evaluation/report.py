@@ -1,0 +1,205 @@
+"""runs/<name>/report.md: what was run and what came out, with PNG plots in runs/<name>/plots/.
+
+The report is a list of sections, each a function (metrics, config, plots_dir) -> Markdown text
+(or None when the run has nothing for it). A new stage adds its section to `SECTIONS`; until it
+does, `metrics["ranking"]` (or any mapping passed to `scalar_table`) is shown as a table of its
+scalar figures.
+"""
+import datetime
+import os
+import uuid
+
+import yaml
+
+import tfrec
+from tfrec.config import to_dict
+from tfrec.evaluation import plots
+
+P1_COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@100")
+
+
+def _fmt(value):
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4f}"
+    return str(value)
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _image(plots_dir, path, alt):
+    return f"![{alt}](plots/{os.path.basename(path)})" if path else ""
+
+
+def flatten_scalars(mapping, prefix=""):
+    """[(dotted name, value)] of every number/string/bool in a nested dict (lists skipped)."""
+    out = []
+    for key, value in mapping.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out += flatten_scalars(value, name + ".")
+        elif isinstance(value, (int, float, str, bool)):
+            out.append((name, value))
+    return out
+
+
+def scalar_table(mapping):
+    """A two-column Markdown table of a nested dict's scalar figures."""
+    return _table(("figure", "value"), flatten_scalars(mapping))
+
+
+def summary(metrics, config):
+    """The first lines: what was run, and the headline figure."""
+    cg = config.candidate_generation
+    data = metrics.get("data", {})
+    text = (f"tfrec {tfrec.__version__}; data `{config.data.source}` ({data.get('watches', '?')} "
+            f"watches, {data.get('users', '?')} users, {data.get('videos', '?')} videos)")
+    if cg.enabled:
+        text += (f"; candidate generation: tower {list(cg.tower.hidden_units)} on "
+                 f"{', '.join(cg.tower.features)}, `{cg.softmax.loss}` softmax")
+    text += f". Report written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}."
+    if "retrieval" in metrics and "popularity" in metrics:
+        ret, pop = metrics["retrieval"]["test"], metrics["popularity"]["test"]
+        text += (f"\n\n**Test Recall@10 {ret['recall@10']:.4f} vs popularity "
+                 f"{pop['recall@10']:.4f}; MAP@100 {ret['map@100']:.4f} vs "
+                 f"{pop['map@100']:.4f}.**")
+    return text
+
+
+def section_run(metrics, config, plots_dir):
+    stages = metrics.get("stages", {})
+    rows = [(name, s["key"][:8], f"{s['compute_seconds']:.1f}") for name, s in stages.items()]
+    total = sum(s["compute_seconds"] for s in stages.values())
+    return "\n\n".join([
+        "Seconds each stage took to make its outputs (a later run that finds them cached "
+        f"reuses them): {total:.1f}s in all.",
+        _table(("stage", "cache key", "seconds"), rows),
+        _image(plots_dir, plots.timings(metrics, os.path.join(plots_dir, "timings.png")),
+               "time per stage"),
+        "<details><summary>resolved config</summary>\n\n```yaml\n"
+        + yaml.safe_dump(to_dict(config), sort_keys=False) + "```\n</details>"])
+
+
+def section_data(metrics, config, plots_dir):
+    data, examples = metrics.get("data"), metrics.get("examples")
+    if not data:
+        return None
+    rows = [(k, v) for k, v in data.items() if isinstance(v, (int, float)) and
+            not isinstance(v, bool)]
+    text = f"Source `{data.get('source')}` ({data.get('format')}).\n\n" + \
+        _table(("events table", "rows"), rows)
+    dropped = {k: v for k, v in (data.get("dropped_duplicates") or {}).items() if v}
+    text += "\n\nExact duplicate rows dropped: " + (
+        ", ".join(f"{k} {v:,}" for k, v in dropped.items()) if dropped else "none") + "."
+    if examples:
+        text += "\n\n" + _table(("examples", "count"), [
+            (k, v) for k, v in examples.items() if k in ("train", "validation", "test")])
+    return text
+
+
+def section_p1(metrics, config, plots_dir):
+    models = [m for m in ("retrieval", "popularity") if m in metrics]
+    if not models:
+        return None
+    rows = []
+    for split in ("test", "validation"):
+        for model in models:
+            figures = metrics[model][split]
+            rows.append((split, model, *[figures.get(c, float("nan")) for c in P1_COLUMNS]))
+        if len(models) == 2:
+            ret, pop = (metrics[m][split] for m in models)
+            rows.append((split, "retrieval / popularity",
+                         *[f"{ret[c] / pop[c]:.2f}x" if pop.get(c) else "" for c in P1_COLUMNS]))
+    queries = metrics[models[0]]["test"].get("queries")
+    text = ("Next-watch prediction (PROTOCOL.md P1): each user's last watch is the test target, "
+            f"the one before it the validation target ({queries} users); all videos are ranked, "
+            "those watched before excluded. Retrieval figures are at the epoch chosen on "
+            "validation.\n\n" + _table(("split", "model", *P1_COLUMNS), rows))
+    path = plots.recall_at_k(metrics, os.path.join(plots_dir, "recall_at_k.png"))
+    return text + "\n\n" + _image(plots_dir, path, "Recall@K")
+
+
+def section_training(metrics, config, plots_dir):
+    retrieval = metrics.get("retrieval")
+    if not retrieval:
+        return None
+    cg = config.candidate_generation
+    history = retrieval.get("history", [])
+    epoch_s = [h["seconds"] for h in history if "seconds" in h]
+    text = (f"Loss `{retrieval['loss']}` ({cg.softmax.num_negatives} negatives, "
+            f"{cg.softmax.proposal} proposal), batch {cg.training.batch_size}, "
+            f"{cg.training.optimizer} at {cg.training.learning_rate}. "
+            f"{retrieval['epochs_run']} epochs run (at most {cg.training.epochs}, patience "
+            f"{cg.training.patience}); epoch {retrieval['best_epoch']} chosen on validation "
+            f"{cg.training.selection_metric}. {retrieval['train_examples_per_second']:,} "
+            "training examples/s")
+    if epoch_s:
+        text += f", {sum(epoch_s) / len(epoch_s):.1f}s per epoch with its validation"
+    path = plots.training_curves(metrics, os.path.join(plots_dir, "training_curves.png"),
+                                 cg.training.selection_metric)
+    return text + ".\n\n" + _image(plots_dir, path, "training curves") + \
+        "\n\nTensorBoard: `tensorboard --logdir " + "tensorboard` in the run folder (loss, " \
+        "validation metrics, and the video embeddings with titles under Projector)."
+
+
+def section_ann(metrics, config, plots_dir):
+    figures = metrics.get("ann")
+    if not figures:
+        return None
+    rows = [("videos", figures["corpus"]), ("queries (validation users)", figures["queries"]),
+            ("ScaNN recall@10 vs exact", figures["recall@10_vs_exact"]),
+            (f"ScaNN recall@{figures['k']} vs exact",
+             figures.get(f"recall@{figures['k']}_vs_exact")),
+            ("brute force queries/s", figures["brute_force_qps"]),
+            ("ScaNN queries/s", figures["scann_qps"]),
+            ("ScaNN build s", figures["scann_build_seconds"])]
+    exports = metrics.get("exports", {})
+    text = _table(("serving", "value"), rows)
+    if not figures.get("scann_settings", {}).get("num_leaves"):
+        text += ("\n\nThis corpus is small enough that the ScaNN tuner chose exact search (no "
+                 "tree, no quantisation), so ScaNN is not faster here than TensorFlow brute "
+                 "force; its speed-up at 1M videos is in benchmarks/README.md.")
+    if exports:
+        text += "\n\nExports:\n" + "\n".join(f"- `{name}`: `{path}`"
+                                             for name, path in exports.items())
+    path = plots.ann(metrics, os.path.join(plots_dir, "ann.png"))
+    return text + "\n\n" + _image(plots_dir, path, "ANN recall vs speed")
+
+
+def section_ranking(metrics, config, plots_dir):
+    """Generic until the ranking stage brings its own section: every scalar figure."""
+    ranking = metrics.get("ranking")
+    return scalar_table(ranking) if ranking else None
+
+
+SECTIONS = [
+    ("Candidate generation vs popularity (P1)", section_p1),
+    ("Training", section_training),
+    ("Serving: ANN recall and speed", section_ann),
+    ("Ranking", section_ranking),
+    ("Data", section_data),
+    ("Run: time per stage and config", section_run),
+]
+
+
+def write_report(run_dir, config, metrics, sections=SECTIONS):
+    """Write report.md and plots/*.png into run_dir (atomically, file by file); returns the path."""
+    plots_dir = os.path.join(run_dir, "plots")
+    parts = [f"# Run `{config.name}`", summary(metrics, config)]
+    for title, section in sections:
+        text = section(metrics, config, plots_dir)
+        if text:
+            parts.append(f"## {title}\n\n{text.strip()}")
+    path = os.path.join(run_dir, "report.md")
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w") as f:
+        f.write("\n\n".join(parts) + "\n")
+    os.replace(tmp, path)
+    return path

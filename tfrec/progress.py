@@ -1,0 +1,26 @@
+"""Progress bars for long loops (tqdm), drawn only for a person watching a terminal."""
+import sys
+
+from tqdm import tqdm
+
+
+def progress_wanted(quiet=False, stream=None):
+    """Bars are for people: off with --quiet and when output goes to a file or CI log."""
+    stream = stream or sys.stdout
+    return not quiet and hasattr(stream, "isatty") and stream.isatty()
+
+
+def progress_bar(total=None, desc=None, enabled=True, leave=True, unit="batch"):
+    """A tqdm bar (a context manager with update(n) and set_postfix()); a silent one when not
+    enabled."""
+    return tqdm(total=total, desc=desc, disable=not enabled, leave=leave, dynamic_ncols=True,
+                unit=unit)
+
+
+def progress_callback(bar):
+    """callable(done, total) that moves `bar` to `done` of `total` (for loops that report
+    progress that way, e.g. example building)."""
+    def report(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+    return report

@@ -1,0 +1,245 @@
+"""Pipeline stages whose outputs are cached under runs/<name>/<stage>/ and keyed by their inputs.
+
+A `Stage` says what it reads (upstream stages, config sections) and gives two functions:
+
+  run(ctx)  -> metrics: computes, writes its files into `ctx.out` and returns its metrics
+               sections (e.g. {"data": {...}}), which go into metrics.json;
+  load(ctx) -> value:   reads those files back, the value downstream stages get as
+               `ctx.inputs[name]` (also called right after `run`, so both paths are the same).
+
+The cache key of a stage is a sha256 over its name, its code version (`tfrec.__version__` and the
+stage's own `version`), the config sections it reads and the keys of the stages it depends on.
+A changed section therefore reruns that stage and everything downstream, nothing else. The code is
+versioned by hand rather than by hashing source files: hashing sources would throw away a
+20-second training run for a comment edit, while a version number is bumped exactly when a change
+alters what a stage writes (bump `Stage.version` then; the package version covers releases).
+
+Outputs appear atomically: a stage writes into a hidden temporary folder, adds `stage.json` (key,
+metrics, seconds) last, and the folder is renamed into place; a crash leaves no half-written stage.
+"""
+import dataclasses
+import difflib
+import hashlib
+import json
+import os
+import shutil
+import time
+import typing
+import uuid
+
+import tfrec
+from tfrec.config import ConfigError, to_dict
+
+MARKER = "stage.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One cached step of the pipeline.
+
+    Args:
+      name: folder name under runs/<name>/ and the name `--force` takes.
+      run: callable(StageContext) -> dict of metrics sections.
+      load: callable(StageContext) -> the value downstream stages receive.
+      depends_on: names of upstream stages (their values are in ctx.inputs).
+      config_sections: dotted PipelineConfig attributes hashed into the key, e.g. "examples".
+      version: bump when the stage's code changes its outputs (invalidates old caches).
+      enabled: callable(config) -> bool; disabled stages are skipped (and so is what needs them).
+      check: optional callable(StageContext), raising OSError/ValueError/KeyError when cached
+        outputs can no longer be used (e.g. exported versions deleted): the stage runs again.
+    """
+
+    name: str
+    run: typing.Callable
+    load: typing.Callable
+    depends_on: typing.Tuple[str, ...] = ()
+    config_sections: typing.Tuple[str, ...] = ()
+    version: int = 1
+    enabled: typing.Callable = lambda config: True
+    check: typing.Optional[typing.Callable] = None
+
+
+class LazyInputs(dict):
+    """{stage name: value}, each value loaded from disk on first use: a rerun that finds every
+    stage cached loads nothing (no model is rebuilt just to be skipped)."""
+
+    def __init__(self):
+        super().__init__()
+        self._loaders = {}
+
+    def add(self, name, load):
+        self._loaders[name] = load
+
+    def __contains__(self, name):
+        return name in self._loaders
+
+    def __getitem__(self, name):
+        if not dict.__contains__(self, name):
+            dict.__setitem__(self, name, self._loaders[name]())
+        return dict.__getitem__(self, name)
+
+    def subset(self, names):
+        out = LazyInputs()
+        out._loaders = {n: (lambda n=n: self[n]) for n in names}
+        return out
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage function sees.
+
+    Attributes:
+      config: the PipelineConfig.
+      run_dir: runs/<name>/ (for files that live beside the stages: checkpoints/, tensorboard/).
+      out: the stage's own folder (a temporary one while `run` writes into it).
+      key: the stage's cache key (hex).
+      inputs: {upstream stage name: its value} (LazyInputs: loaded when first read).
+      metrics: the run's metrics so far (sections of finished stages).
+      log: callable(str) for progress lines; progress: whether to draw progress bars.
+      forced: the stage runs because of --force (so it must not resume earlier partial work).
+    """
+
+    config: typing.Any
+    run_dir: str
+    out: str
+    key: str
+    inputs: dict
+    metrics: dict
+    log: typing.Callable = print
+    progress: bool = False
+    forced: bool = False
+
+    def path(self, *parts):
+        """A path inside the stage's folder."""
+        return os.path.join(self.out, *parts)
+
+    def run_path(self, *parts):
+        """A path inside the run folder."""
+        return os.path.join(self.run_dir, *parts)
+
+
+def write_json_atomic(path, data):
+    """json.dump to a temporary file, then os.replace: readers never see half a file."""
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "w") as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def replace_dir(tmp, final):
+    """Move folder `tmp` to `final`, replacing what was there (a folder cannot be os.replace'd
+    onto a non-empty one: the old one is renamed away first, then deleted)."""
+    old = None
+    if os.path.exists(final):
+        old = f"{final}.old-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+    os.rename(tmp, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _section(config, dotted):
+    value = config
+    for part in dotted.split("."):
+        value = getattr(value, part)
+    return to_dict(value) if dataclasses.is_dataclass(value) else value
+
+
+def stage_key(stage, config, upstream_keys):
+    """sha256 hex of everything a stage's outputs depend on."""
+    spec = {"stage": stage.name, "tfrec": tfrec.__version__, "version": stage.version,
+            "config": {s: _section(config, s) for s in stage.config_sections},
+            "upstream": {name: upstream_keys[name] for name in stage.depends_on}}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def downstream_of(stages, names):
+    """`names` and every stage that depends on one of them, directly or not."""
+    out = set(names)
+    for stage in stages:  # stages are in dependency order
+        if out.intersection(stage.depends_on):
+            out.add(stage.name)
+    return out
+
+
+def check_force(stages, force):
+    """ConfigError for a --force name that is not a stage (naming the nearest one)."""
+    names = [s.name for s in stages]
+    for name in force:
+        if name not in names:
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ConfigError(f"--force: unknown stage '{name}'{hint} (stages: {names})")
+
+
+def _read_marker(folder):
+    try:
+        with open(os.path.join(folder, MARKER)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def run_stages(stages, config, run_dir, force=(), log=print, progress=False, after_each=None):
+    """Run or load every enabled stage in order.
+
+    after_each: callable(metrics, report) after every stage (e.g. to save metrics.json as it grows).
+
+    Returns:
+      (values {name: value} loaded on first use, metrics {section: ...},
+      report {name: {"key", "cached",
+      "seconds" (this run's wall time), "compute_seconds" (when the outputs were made)}}).
+    """
+    check_force(stages, force)
+    forced = downstream_of(stages, force)
+    values, keys, metrics, report = LazyInputs(), {}, {}, {}
+    for stage in stages:
+        if not stage.enabled(config) or any(d not in values for d in stage.depends_on):
+            continue
+        start = time.perf_counter()
+        key = stage_key(stage, config, keys)
+        final = os.path.join(run_dir, stage.name)
+        ctx = StageContext(config, run_dir, final, key, values.subset(stage.depends_on),
+                           metrics, log, progress, forced=stage.name in forced)
+        marker = None if stage.name in forced else _read_marker(final)
+        if marker is not None and marker.get("key") == key:
+            try:
+                if stage.check is not None:
+                    stage.check(ctx)
+            except (OSError, ValueError, KeyError) as err:
+                log(f"[{stage.name}] cached outputs unreadable ({err}); running it again")
+                marker = None
+        else:
+            marker = None
+        cached = marker is not None
+        if cached:
+            seconds = time.perf_counter() - start
+            log(f"[{stage.name}] cached (hash {key[:8]}, made in {marker['seconds']:.1f}s)")
+        else:
+            log(f"[{stage.name}] running (hash {key[:8]})")
+            tmp = os.path.join(run_dir, f".{stage.name}.tmp-{uuid.uuid4().hex[:8]}")
+            os.makedirs(tmp)
+            try:
+                ctx.out = tmp
+                stage_metrics = stage.run(ctx) or {}
+                marker = {"stage": stage.name, "key": key, "seconds": round(
+                    time.perf_counter() - start, 3), "metrics": stage_metrics}
+                write_json_atomic(os.path.join(tmp, MARKER), marker)
+                replace_dir(tmp, final)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            ctx.out = final
+            seconds = time.perf_counter() - start
+            log(f"[{stage.name}] done in {seconds:.1f}s")
+        # Downstream stages get the value as `load` reads it back from disk, whether the stage
+        # ran now or earlier: one path, so a cached run cannot differ from a fresh one.
+        values.add(stage.name, lambda load=stage.load, ctx=ctx: load(ctx))
+        keys[stage.name] = key
+        metrics.update(marker["metrics"])
+        report[stage.name] = {"key": key, "cached": cached, "seconds": round(seconds, 3),
+                              "compute_seconds": marker["seconds"]}
+        if after_each is not None:
+            after_each(metrics, report)
+    return values, metrics, report
