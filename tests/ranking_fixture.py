@@ -2,8 +2,8 @@
 
 Each video has a click appeal a_v and a watch-time mean m_v drawn so that they are opposed
 (clickbait: appealing videos are watched briefly). A user clicks an impression with probability
-sigmoid(a_v + 1.0 * [user language == video language] - 3), and a click is watched for an
-exponential time of mean m_v seconds. The true expected watch time of an impression is
+sigmoid(a_v + 1.0 * [user language == video language] - 3), and a click is watched for a
+gamma(shape 4) time of mean m_v seconds. The true expected watch time of an impression is
 P(click) * m_v, stored in `true_expected_watch_time`.
 """
 import numpy as np
@@ -31,7 +31,7 @@ def simulated_world(n_users=200, n_videos=60, pages_per_user=30, page_size=10, s
     logit = appeal[v] + 1.0 * (user_lang[u] == video_lang[v]) - 3.0
     p_click = 1.0 / (1.0 + np.exp(-logit))
     clicked = (rng.random(len(u)) < p_click).astype(np.int64)
-    watch = np.where(clicked == 1, rng.exponential(mean_watch[v]), 0.0)
+    watch = np.where(clicked == 1, rng.gamma(4.0, mean_watch[v] / 4.0), 0.0)
     impressions = pd.DataFrame({
         "user_id": users[u], "video_id": videos[v], "timestamp": t.astype(np.int64),
         "position": pos.astype(np.int64), "clicked": clicked, "watch_time": watch,

@@ -98,7 +98,10 @@ class RankingConfig:
       quantiles: buckets of the empirical-CDF normalisation.
       max_history: watch history width (= the candidate generator's).
       epochs, patience: most epochs; stop after `patience` epochs without a better validation
-        weighted per-user loss and keep the best epoch's weights.
+        `selection_metric` and keep the best epoch's weights.
+      selection_metric: weighted_per_user_loss (the paper's ranking metric; ties broken by the
+        log loss) | weighted_logistic_loss (the training objective on all validation impressions:
+        a proper scoring rule, so it also rewards calibrated watch times; less noisy).
       batch_size, optimizer (adam | adagrad), learning_rate, l2 (on kernels and embeddings).
       seed: seeds weights, shuffling and subsampling.
     """
@@ -115,6 +118,7 @@ class RankingConfig:
     max_history: int = 50
     epochs: int = 10
     patience: int = 2
+    selection_metric: str = "weighted_per_user_loss"
     batch_size: int = 512
     optimizer: str = "adam"
     learning_rate: float = 0.002

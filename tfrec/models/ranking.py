@@ -17,6 +17,8 @@ gives the serving outputs:
   logit               [B] the watch head's logit + log(r)
   expected_watch_time [B] exp(logit), seconds: the learned odds, E[T] / (1 - P) ≈ E[T]
   click_probability   [B] sigmoid(click_logit + log(r)) (click head only)
+  expected_watch_time_corrected [B] exp(logit) * (1 - click_probability) (click head only):
+                      the odds are E[T] / (1 - P), so this removes their 1 / (1 - P) bias
 where r is the negative subsampling rate of training: keeping negatives with probability r
 multiplies the learned odds by 1 / r (see the loss module), and + log(r) undoes it.
 Metrics: click AUC, never weighted by watch time (FIELD_NOTES pitfall 14): the click task gets no
@@ -149,6 +151,8 @@ class RankingModel(tfrs.Model):
         served = {"logit": logit, "expected_watch_time": tf.exp(logit)}
         if self.config.click_head:
             served["click_probability"] = tf.sigmoid(out["click_logit"] + self.logit_offset)
+            served["expected_watch_time_corrected"] = served["expected_watch_time"] * (
+                1.0 - served["click_probability"])
         return served
 
 

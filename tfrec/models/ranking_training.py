@@ -1,4 +1,6 @@
-"""Training the ranker with the epoch chosen on validation (weighted per-user loss, PROTOCOL.md).
+"""Training the ranker with the epoch chosen on validation: by the paper's weighted per-user loss
+(PROTOCOL.md), or by the weighted logistic loss, a proper scoring rule that also rewards calibration
+(`RankingConfig.selection_metric`).
 
 `train_ranker` is the stage's entry point: ranking ExampleSets in (from
 `tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.
@@ -8,10 +10,11 @@ import time
 
 import numpy as np
 
-from tfrec.evaluation.ranking import evaluate_ranking
+from tfrec.evaluation.ranking import calibration, evaluate_ranking
 from tfrec.features.dataset import padded_features
 from tfrec.features.example_set import ExampleSet
 from tfrec.keras_check import require_keras2
+from tfrec.losses.weighted_logistic import watch_time_weights, weighted_logistic_loss
 from tfrec.models.ranking import build_ranking_model
 from tfrec.models.training import _optimizer
 
@@ -60,10 +63,20 @@ def predict_ranker(model, examples, batch_size=4096):
 
 
 def evaluate_ranker(model, examples, true_expected_column=None):
-    """`evaluate_ranking` of the model's logit (ranking) and exp(logit) (calibration)."""
+    """`evaluate_ranking` of the model's logit (ranking) and exp(logit) (calibration), plus the
+    mean weighted logistic loss of the served logit (the training objective, all negatives)."""
     out = predict_ranker(model, examples)
-    return evaluate_ranking(examples, out["logit"], out["expected_watch_time"],
-                            true_expected_column)
+    metrics = evaluate_ranking(examples, out["logit"], out["expected_watch_time"],
+                               true_expected_column)
+    clicked = np.asarray(examples["clicked"])
+    weights = watch_time_weights(clicked, np.asarray(examples["watch_time"])) \
+        if model.config.weighted else None
+    metrics["weighted_logistic_loss"] = float(np.mean(
+        weighted_logistic_loss(clicked, out["logit"], weights).numpy()))
+    if true_expected_column is not None and "expected_watch_time_corrected" in out:
+        metrics["calibration_corrected"] = calibration(out["expected_watch_time_corrected"],
+                                                       examples[true_expected_column])
+    return metrics
 
 
 def train_ranker(train_examples, validation_examples, config, video_ids, test_examples=None,
@@ -95,14 +108,17 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
         fit = model.fit(train_ds, epochs=1, verbose=0)
         train_seconds += time.perf_counter() - start
         val = evaluate_ranker(model, validation_examples)
-        score = val["weighted_per_user_loss"]
+        # Ties in the ranking metric (same order on every page) go to the better log loss.
+        score = (val["weighted_per_user_loss"], val["weighted_logistic_loss"])
+        key = score if config.selection_metric == "weighted_per_user_loss" else score[::-1]
         history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                        "validation_weighted_per_user_loss": score,
+                        "validation_weighted_per_user_loss": score[0],
+                        "validation_weighted_logistic_loss": score[1],
                         "validation_click_auc": val["click_auc"]})
         log(f"  ranking epoch {epoch}: loss {history[-1]['loss']:.4f}  validation weighted "
-            f"per-user loss {score:.4f}  click AUC {val['click_auc']:.4f}")
-        if best is None or score < best[1]:
-            best, best_weights, since_best = (epoch, score), model.get_weights(), 0
+            f"per-user loss {score[0]:.4f}  click AUC {val['click_auc']:.4f}")
+        if best is None or key < best[1]:
+            best, best_weights, since_best = (epoch, key), model.get_weights(), 0
         else:
             since_best += 1
             if since_best >= config.patience:

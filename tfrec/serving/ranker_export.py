@@ -3,7 +3,7 @@
   ranker  serving_default: the raw named features (video_id [B] string, watch_history [B, H]
           string, user_language / video_language [B] string, continuous features [B] float32
           each: see `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
-          with a click head, click_probability [B]. Stock TF ops only: TF Serving loads it.
+          with a click head, click_probability [B] and expected_watch_time_corrected [B]. Stock TF ops only: TF Serving loads it.
 """
 import dataclasses
 
@@ -40,8 +40,8 @@ def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
     signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
                  for n, s in serving_signature(model.scorer).items()}
     warmup = [{n: features[n][:2] for n in model.scorer.input}]
-    outputs = ["logit", "expected_watch_time"] + (["click_probability"]
-                                                   if model.config.click_head else [])
+    outputs = ["logit", "expected_watch_time"] + (
+        ["click_probability", "expected_watch_time_corrected"] if model.config.click_head else [])
     path = export_servable(RankerServable(model), base_dir, name,
                            {**manifest, "inputs": signature, "outputs": outputs,
                             "logit_offset": model.logit_offset,
