@@ -222,3 +222,32 @@ def test_unknown_impression_video_is_a_clear_error():
     bad = events.impressions.assign(video_id=["b", "zzz", "b", "c", "a", "a"])
     with pytest.raises(Exception, match="unknown user or video.*zzz"):
         build_ranking_examples(events, impressions=bad)
+
+
+# --- the pipeline config's ranking section ------------------------------------------------------
+
+def test_ranking_section_defaults_to_disabled_and_parses(tmp_path):
+    from tfrec.config import load_config, to_dict
+    assert load_config("pipelines/movielens_100k.yaml").ranking.enabled is False
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nranking:\n  enabled: true\n  model:\n    hidden_units: []\n"
+                    "    negative_subsample_rate: 0.25\n  true_expected_column: true_ewt\n")
+    config = load_config(str(path))
+    assert config.ranking.model.hidden_units == () and config.ranking.enabled
+    assert to_dict(config)["ranking"]["model"]["negative_subsample_rate"] == 0.25
+
+
+@pytest.mark.parametrize("text,message", [
+    ("model:\n    negative_subsample_rate: 0\n", "'ranking.model.negative_subsample_rate'"),
+    ("model:\n    features: [video_id, colour]\n", "unknown \\['colour'\\]"),
+    ("model:\n    hiden_units: [3]\n", "did you mean 'ranking.model.hidden_units'"),
+    ("model:\n    selection_metric: auc\n", "'ranking.model.selection_metric' must be one of"),
+    ("retrieved_impressions:\n    top_n: 5\n    negatives_per_page: 9\n", "must be <= 'top_n'"),
+    ("test_fraction: 0.95\n", "'ranking.validation_fraction' and 'test_fraction'"),
+])
+def test_bad_ranking_configs_name_the_key(tmp_path, text, message):
+    from tfrec.config import ConfigError, load_config
+    path = tmp_path / "c.yaml"
+    path.write_text("name: x\nranking:\n  " + text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(str(path))

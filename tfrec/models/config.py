@@ -78,6 +78,9 @@ class TrainingConfig:
     seed: int = 0
 
 
+RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
+
+
 @dataclasses.dataclass(frozen=True)
 class RankingConfig:
     """The ranker (weighted logistic regression for expected watch time, `tfrec.models.ranking`).

@@ -32,13 +32,11 @@ import tensorflow_recommenders as tfrs
 from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, INDICATOR_FEATURES
 from tfrec.keras_check import require_keras2
 from tfrec.losses.weighted_logistic import WeightedLogisticLoss, watch_time_weights
+from tfrec.models.config import RANKING_FEATURES as FEATURES
 from tfrec.models.config import RankingConfig  # noqa: F401  (re-exported)
 from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries
 
 tf = require_keras2()
-
-FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
-
 
 def continuous_inputs(config):
     """Names of the CDF-normalised inputs the config uses."""

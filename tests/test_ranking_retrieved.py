@@ -1,0 +1,82 @@
+"""MovieLens has no impressions: pages built from what the candidate generator retrieves, and the
+generator's score u . v as a ranking feature."""
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import make_events
+from tfrec.features.candidate_examples import ExampleConfig
+from tfrec.features.dataset import candidate_dataset, padded_features
+from tfrec.features.local_driver import build_candidate_examples
+from tfrec.features.ranking_examples import build_ranking_examples
+from tfrec.features.retrieved_impressions import (candidate_generation_scores,
+                                                  retrieved_impressions)
+from tfrec.models.config import SoftmaxConfig, UserTowerConfig
+from tfrec.models.training import build_model
+
+H = 5
+
+
+@pytest.fixture(scope="module")
+def generator():
+    rng = np.random.default_rng(0)
+    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", 100 * t + u, float(1 + (t % 5)))
+               for u in range(30) for t in range(12)]
+    events = make_events(watches)
+    events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]
+    ex = build_candidate_examples(events, ExampleConfig(max_history=H))
+    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=H,
+                            features=("watch_history", "demographics", "example_age"),
+                            demographic_columns=("age",))
+    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
+                        SoftmaxConfig(loss="full", use_bias=True))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(candidate_dataset(ex.train, 16, max_history=H), epochs=2, verbose=0)
+    return events, ex, tower, model
+
+
+def _scores(model, queries, tower):
+    u = model.query_vectors(padded_features(queries, tower.max_history, tower.max_search_tokens))
+    ids, table = model.candidate_table()
+    return ids, u @ table.T
+
+
+def test_retrieved_pages_hold_the_next_watch_and_top_n_negatives(generator):
+    events, ex, tower, model = generator
+    top_n, k = 6, 3
+    imp = retrieved_impressions(model, ex.validation, tower, events.watches, top_n=top_n,
+                                negatives_per_page=k, seed=1)
+    assert len(imp) == (1 + k) * len(ex.validation)
+    ids, scores = _scores(model, ex.validation, tower)
+    watch_time = events.watches.set_index(["user_id", "video_id", "timestamp"])["watch_time"]
+    for q in range(len(ex.validation)):
+        page = imp.iloc[q * (1 + k):(q + 1) * (1 + k)]
+        assert sorted(page["position"]) == list(range(1 + k))
+        assert page["clicked"].tolist() == [1] + [0] * k
+        assert (page["timestamp"] == ex.validation["timestamp"][q]).all()
+        label = ex.validation["label"][q]
+        assert page["video_id"].iloc[0] == label
+        assert page["watch_time"].iloc[0] == watch_time[(ex.validation["user_id"][q], label,
+                                                         ex.validation["timestamp"][q])]
+        # Negatives: the generator's top_n among videos neither watched before nor the label.
+        s = scores[q].copy()
+        s[np.isin(ids, list(ex.validation["exclusions"].row(q)) + [label])] = -np.inf
+        top = set(ids[np.argsort(-s, kind="stable")[:top_n]])
+        negatives = page["video_id"].iloc[1:].tolist()
+        assert len(set(negatives)) == k and set(negatives) <= top
+    assert (imp.loc[imp["clicked"] == 0, "watch_time"] == 0).all()
+
+
+def test_candidate_generation_score_is_u_dot_v_of_the_impression(generator):
+    events, ex, tower, model = generator
+    imp = retrieved_impressions(model, ex.test, tower, events.watches, top_n=6,
+                                negatives_per_page=3)
+    ranking = build_ranking_examples(events, imp, max_history=H)
+    got = candidate_generation_scores(model, ranking, tower)
+    ids, scores = _scores(model, ex.test, tower)
+    # Test queries and their pages share user, time and history (distinct timestamps here).
+    col = {v: i for i, v in enumerate(ids)}
+    row = {(u, t): i for i, (u, t) in enumerate(zip(ex.test["user_id"], ex.test["timestamp"]))}
+    expected = [scores[row[(u, t)], col[v]] for u, t, v in
+                zip(ranking["user_id"], ranking["timestamp"], ranking["video_id"])]
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
