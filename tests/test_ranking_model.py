@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import BLOCK_TFREC
 from ranking_fixture import simulated_world
 from tfrec.data.schema import EventTables, coerce_table
 from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
@@ -100,21 +101,13 @@ def test_watch_time_weighting_beats_click_training_and_is_calibrated(trained):
     assert weighted["train_examples_per_second"] > 0 and weighted["best_epoch"] >= 1
 
 
-LOADER = r'''
-import importlib.abc, json, os, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "tfrec" or name.startswith("tfrec."):
-            raise ImportError("tfrec is blocked in this process")
-sys.meta_path.insert(0, Block())
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import tensorflow as tf
+LOADER = BLOCK_TFREC + r'''
 fn = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
 inputs = json.loads(sys.stdin.read())
 out = fn(**{k: tf.constant(v, tf.string if isinstance(np.asarray(v).flat[0], str) else tf.float32)
             for k, v in inputs.items()})
 print(json.dumps({k: v.numpy().tolist() for k, v in out.items()}))
-'''.replace("import tensorflow as tf", "import numpy as np\nimport tensorflow as tf")
+'''
 
 
 def test_ranker_export_reloads_without_tfrec_and_matches_the_model(trained, tmp_path):

@@ -2,17 +2,12 @@
 generator's score u . v as a ranking feature."""
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from conftest import make_events
-from tfrec.features.candidate_examples import ExampleConfig
-from tfrec.features.dataset import candidate_dataset, padded_features
-from tfrec.features.local_driver import build_candidate_examples
+from conftest import small_candidate_generator
+from tfrec.features.dataset import padded_features
 from tfrec.features.ranking_examples import build_ranking_examples
 from tfrec.features.retrieved_impressions import (candidate_generation_scores,
                                                   retrieved_impressions)
-from tfrec.models.config import SoftmaxConfig, UserTowerConfig
-from tfrec.models.training import build_model
 
 H = 5
 
@@ -22,17 +17,7 @@ def generator():
     rng = np.random.default_rng(0)
     watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", 100 * t + u, float(1 + (t % 5)))
                for u in range(30) for t in range(12)]
-    events = make_events(watches)
-    events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]
-    ex = build_candidate_examples(events, ExampleConfig(max_history=H))
-    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=H,
-                            features=("watch_history", "demographics", "example_age"),
-                            demographic_columns=("age",))
-    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
-                        SoftmaxConfig(loss="full", use_bias=True))
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
-    model.fit(candidate_dataset(ex.train, 16, max_history=H), epochs=2, verbose=0)
-    return events, ex, tower, model
+    return small_candidate_generator(watches, H)
 
 
 def _scores(model, queries, tower):

@@ -15,8 +15,9 @@ def _dense_ranks(scores):
 
 def page_ids(user_ids, timestamps):
     """[n] int64 page of each impression: one per distinct (user_id, timestamp)."""
-    codes, _ = pd.factorize(pd.MultiIndex.from_arrays([np.asarray(user_ids),
-                                                      np.asarray(timestamps)]))
+    users, _ = pd.factorize(np.asarray(user_ids))
+    times, _ = pd.factorize(np.asarray(timestamps))
+    codes, _ = pd.factorize(users.astype(np.int64) * (int(times.max(initial=0)) + 1) + times)
     return codes.astype(np.int64)
 
 

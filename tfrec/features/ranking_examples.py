@@ -59,11 +59,14 @@ class _Keys:
 
 
 def _pair_groups(a_left, b_left, a_right, b_right):
-    """Joint integer codes of the pairs (a, b) of two tables (same pair -> same code)."""
-    left = pd.MultiIndex.from_arrays([a_left, b_left])
-    right = pd.MultiIndex.from_arrays([a_right, b_right])
-    codes, _ = pd.factorize(left.append(right))
-    return codes[:len(left)], codes[len(left):]
+    """Dense int64 codes of the pairs (a, b) of two tables (same pair -> same code).
+
+    a, b: non-negative integer codes."""
+    a = np.concatenate([a_left, a_right]).astype(np.int64)
+    b = np.concatenate([b_left, b_right]).astype(np.int64)
+    _, codes = np.unique(a * (int(b.max(initial=0)) + 1) + b, return_inverse=True)
+    codes = codes.reshape(-1)
+    return codes[:len(a_left)], codes[len(a_left):]
 
 
 def _last_time_before(event_groups, event_times, query_groups, query_times, keys):
@@ -188,16 +191,18 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
     for name, per_video in (("channel", _video_column(events.videos, "channel", "")),
                             ("topic", video_topics(events.videos))):
         per_video = np.asarray(per_video).astype(str)
-        w_groups, q_groups = _pair_groups(w_u, per_video[w_vrow], ucode, per_video[vrow])
-        w_groups = np.where(per_video[w_vrow] == "", -1, w_groups)
-        q_groups = np.where(per_video[vrow] == "", -1, q_groups)
+        codes, _ = pd.factorize(per_video)  # one code per channel (topic) value
+        known = per_video != ""
+        w_groups, q_groups = _pair_groups(w_u, codes[w_vrow], ucode, codes[vrow])
+        w_groups = np.where(known[w_vrow], w_groups, -1)
+        q_groups = np.where(known[vrow], q_groups, -1)
         last = _last_time_before(w_groups, w_t, q_groups, times, keys)
         never = last < 0
         out[f"seconds_since_{name}_watch"] = np.where(never, NEVER_SECONDS,
                                                       (times - last).astype(np.float64))
         out[f"never_watched_{name}"] = never.astype(np.float64)
 
-    pair = ucode * len(video_index) + vrow
+    pair, _ = _pair_groups(ucode, vrow, ucode[:0], vrow[:0])
     out["previous_impressions"] = _count_before(pair, times, pair, times, keys).astype(np.float64)
     upload = _video_column(events.videos, "upload_timestamp", 0.0).astype(np.float64)
     out["video_age_seconds"] = (times - upload[vrow]) if "upload_timestamp" in \

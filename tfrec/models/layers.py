@@ -4,6 +4,16 @@ from tfrec.keras_check import require_keras2
 tf = require_keras2()
 
 
+def relu_tower(x, hidden_units, regularizer=None, dropout=0.0):
+    """Functional ReLU layers relu_0, relu_1, ... of the given widths (dropout after each)."""
+    for i, units in enumerate(hidden_units):
+        x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
+                                  name=f"relu_{i}")(x)
+        if dropout:
+            x = tf.keras.layers.Dropout(dropout, name=f"dropout_{i}")(x)
+    return x
+
+
 class MaskedMean(tf.keras.layers.Layer):
     """Average of the embeddings whose mask is True; zeros for an all-padding row.
 

@@ -34,7 +34,7 @@ from tfrec.keras_check import require_keras2
 from tfrec.losses.weighted_logistic import WeightedLogisticLoss, watch_time_weights
 from tfrec.models.config import RANKING_FEATURES as FEATURES
 from tfrec.models.config import RankingConfig  # noqa: F401  (re-exported)
-from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries
+from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries, relu_tower
 
 tf = require_keras2()
 
@@ -102,9 +102,7 @@ def build_ranking_scorer(config, video_ids, languages, boundaries):
     if not parts:
         raise ValueError("the ranker needs at least one feature")
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="ranking_features")(parts)
-    for i, units in enumerate(config.hidden_units):
-        x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=reg,
-                                  name=f"relu_{i}")(x)
+    x = relu_tower(x, config.hidden_units, reg)
     logit = tf.keras.layers.Dense(1, name="watch_logit")(x)[:, 0]
     click_logit = tf.keras.layers.Dense(1, name="click_logit")(x)[:, 0]
     return tf.keras.Model(inputs, {"logit": logit, "click_logit": click_logit},

@@ -6,7 +6,6 @@
 `tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.
 """
 import dataclasses
-import time
 
 import numpy as np
 
@@ -16,7 +15,7 @@ from tfrec.features.example_set import ExampleSet
 from tfrec.keras_check import require_keras2
 from tfrec.losses.weighted_logistic import watch_time_weights, weighted_logistic_loss
 from tfrec.models.ranking import build_ranking_model
-from tfrec.models.training import _optimizer
+from tfrec.models.training import _optimizer, fit_choosing_epoch
 
 tf = require_keras2()
 LABEL_COLUMNS = ("clicked", "watch_time")
@@ -101,31 +100,22 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
     kept = subsample_negatives(train_examples, config.negative_subsample_rate, config.seed)
     features = ranking_features(kept, list(model.scorer.input), config.max_history)
     train_ds = ranking_dataset(features, config.batch_size, shuffle_seed=config.seed)
-    history, best, best_weights, since_best = [], None, None, 0
-    train_seconds = 0.0
-    for epoch in range(1, config.epochs + 1):
-        start = time.perf_counter()
-        fit = model.fit(train_ds, epochs=1, verbose=0)
-        train_seconds += time.perf_counter() - start
+
+    def validate(epoch, loss):
         val = evaluate_ranker(model, validation_examples)
+        log(f"  ranking epoch {epoch}: loss {loss:.4f}  validation weighted per-user loss "
+            f"{val['weighted_per_user_loss']:.4f}  click AUC {val['click_auc']:.4f}")
         # Ties in the ranking metric (same order on every page) go to the better log loss.
-        score = (val["weighted_per_user_loss"], val["weighted_logistic_loss"])
-        key = score if config.selection_metric == "weighted_per_user_loss" else score[::-1]
-        history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                        "validation_weighted_per_user_loss": score[0],
-                        "validation_weighted_logistic_loss": score[1],
-                        "validation_click_auc": val["click_auc"]})
-        log(f"  ranking epoch {epoch}: loss {history[-1]['loss']:.4f}  validation weighted "
-            f"per-user loss {score[0]:.4f}  click AUC {val['click_auc']:.4f}")
-        if best is None or key < best[1]:
-            best, best_weights, since_best = (epoch, key), model.get_weights(), 0
-        else:
-            since_best += 1
-            if since_best >= config.patience:
-                break
-    model.set_weights(best_weights)
+        key = (val["weighted_per_user_loss"], val["weighted_logistic_loss"])
+        figures = {f"validation_{k}": val[k] for k in ("weighted_per_user_loss",
+                                                       "weighted_logistic_loss", "click_auc")}
+        return (key if config.selection_metric == "weighted_per_user_loss" else key[::-1]), \
+            figures
+
+    best_epoch, history, train_seconds = fit_choosing_epoch(
+        model, train_ds, config.epochs, config.patience, validate)
     result = {
-        "best_epoch": best[0],
+        "best_epoch": best_epoch,
         "epochs_run": len(history),
         "train_impressions": int(len(train_examples)),
         "train_impressions_used": int(len(kept)),

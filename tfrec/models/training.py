@@ -38,6 +38,37 @@ def evaluate_model(model, queries, tower, ks=(10, 50, 100)):
     return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks)
 
 
+def fit_choosing_epoch(model, dataset, epochs, patience, validate):
+    """Fit one epoch at a time, keep the weights of the epoch that validates best.
+
+    Args:
+      model: a compiled Keras model.
+      dataset: the training tf.data.Dataset.
+      epochs: most epochs; stops after `patience` epochs without a better validation key.
+      validate: callable(epoch, training loss) -> (key, dict of figures); lower key is better
+        (any comparable value, e.g. a tuple for tie-breaks).
+    Returns:
+      (best epoch, history [{"epoch", "loss", **figures}], training seconds); the model holds
+      the best epoch's weights.
+    """
+    history, best, best_weights, since_best, seconds = [], None, None, 0, 0.0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        fit = model.fit(dataset, epochs=1, verbose=0)
+        seconds += time.perf_counter() - start
+        loss = float(fit.history["loss"][-1])
+        key, figures = validate(epoch, loss)
+        history.append({"epoch": epoch, "loss": loss, **figures})
+        if best is None or key < best[1]:
+            best, best_weights, since_best = (epoch, key), model.get_weights(), 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    model.set_weights(best_weights)
+    return best[0], history, seconds
+
+
 def train_candidate_generation(examples, users, corpus_ids, tower, softmax, training,
                                ks=(10, 50, 100), log=print):
     """Train, choosing the epoch on validation; returns (model, result dict)."""
@@ -50,29 +81,20 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
     train_ds = candidate_dataset(examples.train, training.batch_size, tower.max_history,
                                  tower.max_search_tokens, shuffle_seed=training.seed,
                                  drop_remainder=True)
-    history, best, best_weights, since_best = [], None, None, 0
-    train_seconds, steps = 0.0, 0
-    for epoch in range(1, training.epochs + 1):
-        start = time.perf_counter()
-        fit = model.fit(train_ds, epochs=1, verbose=0)
-        train_seconds += time.perf_counter() - start
-        steps += len(examples.train) // training.batch_size
+
+    def validate(epoch, loss):
         val = evaluate_model(model, examples.validation, tower, ks)
         score = val[training.selection_metric]
-        history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                        **{k: v for k, v in val.items() if k != "queries"}})
-        log(f"  epoch {epoch}: loss {history[-1]['loss']:.4f}  validation "
-            f"{training.selection_metric} {score:.4f}")
-        if best is None or score > best[1]:
-            best, best_weights, since_best = (epoch, score), model.get_weights(), 0
-        else:
-            since_best += 1
-            if since_best >= training.patience:
-                break
-    model.set_weights(best_weights)
+        log(f"  epoch {epoch}: loss {loss:.4f}  validation {training.selection_metric} "
+            f"{score:.4f}")
+        return -score, {k: v for k, v in val.items() if k != "queries"}
+
+    best_epoch, history, train_seconds = fit_choosing_epoch(
+        model, train_ds, training.epochs, training.patience, validate)
+    steps = len(history) * (len(examples.train) // training.batch_size)
     result = {
         "loss": softmax.loss,
-        "best_epoch": best[0],
+        "best_epoch": best_epoch,
         "epochs_run": len(history),
         "validation": evaluate_model(model, examples.validation, tower, ks),
         "test": evaluate_model(model, examples.test, tower, ks),
