@@ -251,3 +251,14 @@ def test_bad_ranking_configs_name_the_key(tmp_path, text, message):
     path.write_text("name: x\nranking:\n  " + text)
     with pytest.raises(ConfigError, match=message):
         load_config(str(path))
+
+
+def test_simulator_ground_truth_survives_parquet_and_reaches_the_examples(tmp_path):
+    from tfrec.data.schema import read_events, write_events
+    events = simulated_world(n_users=10, n_videos=12, pages_per_user=3, seed=2)
+    write_events(events, str(tmp_path))
+    back = read_events(str(tmp_path))
+    ex = build_ranking_examples(back, max_history=3)
+    assert "true_expected_watch_time" in ex.columns and "true_click_probability" in ex.columns
+    np.testing.assert_allclose(np.sort(ex["true_expected_watch_time"]),
+                               np.sort(events.impressions["true_expected_watch_time"]))

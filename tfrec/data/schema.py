@@ -2,11 +2,13 @@
 
 Five tables, as pandas DataFrames:
   watches:     user_id, video_id, timestamp (int64 s), watch_time (float64 s, >= 0)
-  impressions: user_id, video_id, timestamp, position (int64), clicked (int64 0/1), watch_time
+  impressions: user_id, video_id, timestamp, position (int64), clicked (int64 0/1), watch_time,
+               plus optional ground truth of a simulator: true_expected_watch_time (float64 s,
+               P(click) * E[watch time | click]) and true_click_probability (float64)
   searches:    user_id, timestamp, query (str)
   users:       user_id, plus optional demographics (str)
   videos:      video_id, plus optional upload_timestamp (int64 s), title, language, channel (str),
-               duration (float64 s), genres (str, "|"-joined), release_year (str)
+               duration (float64 s), genres (str, "|"-joined), release_year (str), topic (str)
 Ids are strings. Sources convert raw rows with `coerce_table`, which raises `DataError` naming the
 file and line of the first bad value, then `EventTables.validated()` checks the cross-table rules.
 
@@ -36,10 +38,12 @@ TABLE_COLUMNS = {
     "videos": {"video_id": "id"},
 }
 OPTIONAL_COLUMNS = {
+    "impressions": {"true_expected_watch_time": "nonneg", "true_click_probability": "float"},
     "users": {"age": "str", "gender": "str", "occupation": "str", "zip_code": "str",
               "country": "str", "device": "str", "language": "str"},
     "videos": {"upload_timestamp": "int", "title": "str", "language": "str", "channel": "str",
-               "duration": "nonneg", "genres": "str", "release_year": "str"},
+               "duration": "nonneg", "genres": "str", "release_year": "str",
+               "topic": "str"},
 }
 TABLES = tuple(TABLE_COLUMNS)
 
