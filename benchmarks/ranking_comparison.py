@@ -1,12 +1,12 @@
-"""Ranking quality: watch-time-weighted LR vs click-trained LR vs candidate-generation score, and
-the paper's Table-1-style sweep of hidden layers, by weighted per-user loss (PROTOCOL.md).
+"""Ranking quality: watch-time-weighted LR vs click-trained LR vs candidate-generation score,
+and the paper's Table-1-style sweep of hidden layers, by weighted per-user loss (PROTOCOL.md).
 
 Data: `--events DIR` (event Parquet files with impressions, e.g. the simulator's; `--true-column`
 names the impressions column with the true expected watch time), or by default the clickbait toy
 world of the tests (`tests/ranking_fixture.py`: click appeal and watch time per click opposed; NOT
 the P2 simulator). Impressions are split by time (80/10/10); the candidate generator is trained on
-the watches before the validation period (P1 examples) and its u . v scores the impressions. Every ranker is trained with the
-epoch chosen on validation and evaluated on test. Oracles (true expected watch time, true click
+the watches before the validation period (P1 examples) and its u . v scores the impressions. Every
+ranker is trained with the epoch chosen on validation and evaluated on test. Oracles (true expected watch time, true click
 probability) bound what any model can reach.
 
 Run: .venv/bin/python benchmarks/ranking_comparison.py [--events DIR --true-column C]
@@ -92,7 +92,8 @@ def main():
     if true_col:
         add("oracle: true expected watch time", evaluate_ranking(test, test[true_col]))
     if "true_click_probability" in test.columns:
-        add("oracle: true click probability", evaluate_ranking(test, test["true_click_probability"]))
+        add("oracle: true click probability",
+            evaluate_ranking(test, test["true_click_probability"]))
     add("candidate-generation score u.v", evaluate_ranking(test, test["cg_score"]))
     base = RankingConfig(hidden_units=(128,), max_history=H, epochs=args.epochs, patience=2,
                          batch_size=1024, learning_rate=0.002,
@@ -131,7 +132,8 @@ def main():
         cal = f"{r['calibration_slope']:.3f} ({r['calibration_r2']:.3f})" \
             if "calibration_slope" in r else ""
         lines.append(f"| {r['model']} | {r['weighted_per_user_loss']:.4f} | {rel:+.1%} | "
-                     f"{r['click_auc']:.4f} | {cal} | {r.get('corrected_slope', float('nan')):.3f} |")
+                     f"{r['click_auc']:.4f} | {cal} | "
+                     f"{r.get('corrected_slope', float('nan')):.3f} |")
     with open(os.path.join(args.out, "ranking_comparison.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -11,7 +11,8 @@ import typing
 import yaml
 
 from tfrec.features.candidate_examples import ExampleConfig
-from tfrec.models.config import RANKING_FEATURES, RankingConfig, SoftmaxConfig, TrainingConfig, UserTowerConfig
+from tfrec.models.config import (RANKING_FEATURES, RankingConfig, SoftmaxConfig, TrainingConfig,
+                                 UserTowerConfig)
 
 DATA_FORMATS = ("recbole", "grouplens", "tfds", "events")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")

@@ -38,6 +38,7 @@ from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries, r
 
 tf = require_keras2()
 
+
 def continuous_inputs(config):
     """Names of the CDF-normalised inputs the config uses."""
     names = list(CONTINUOUS_FEATURES) if "continuous" in config.features else []
@@ -45,6 +46,7 @@ def continuous_inputs(config):
 
 
 def indicator_inputs(config):
+    """Names of the 0/1 inputs fed as they are."""
     return list(INDICATOR_FEATURES) if "continuous" in config.features else []
 
 

@@ -3,7 +3,8 @@
   ranker  serving_default: the raw named features (video_id [B] string, watch_history [B, H]
           string, user_language / video_language [B] string, continuous features [B] float32
           each: see `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
-          with a click head, click_probability [B] and expected_watch_time_corrected [B]. Stock TF ops only: TF Serving loads it.
+          with a click head, click_probability [B] and expected_watch_time_corrected [B].
+          Stock TF ops only: TF Serving loads it.
 """
 import dataclasses
 
