@@ -6,8 +6,8 @@ names the impressions column with the true expected watch time), or by default t
 world of the tests (`tests/ranking_fixture.py`: click appeal and watch time per click opposed; NOT
 the P2 simulator). Impressions are split by time (80/10/10); the candidate generator is trained on
 the watches before the validation period (P1 examples) and its u . v scores the impressions. Every
-ranker is trained with the epoch chosen on validation and evaluated on test. Oracles (true expected watch time, true click
-probability) bound what any model can reach.
+ranker is trained with the epoch chosen on validation and evaluated on test. Oracles (true
+expected watch time, true click probability) bound what any model can reach.
 
 Run: .venv/bin/python benchmarks/ranking_comparison.py [--events DIR --true-column C]
      [--users 1000 --videos 500] [--out benchmarks/results]
