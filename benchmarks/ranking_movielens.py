@@ -4,7 +4,8 @@ MovieLens has no impressions, so `retrieved_impressions` builds them (README, "R
 next-watch example, the true next watch (clicked, watch time = rating) plus NEG negatives drawn
 from the generator's top-N at that time. Training pages come from a seeded sample of the training
 next-watch examples, validation and test pages from the P1 validation and test queries (one page
-per user each). The generator is the main config's (pipelines/movielens_100k.yaml) trained for at
+per user each; with --positive if_retrieved the true next watch is on the page only when the
+generator ranks it in its top-N). The generator is the main config's (pipelines/movielens_100k.yaml) trained for at
 most --cg-epochs. Compared on test: rank by the generator's score u . v, a click-trained LR and the
 watch-time-weighted LR (with and without the cg_score feature). Caveat: on training pages the
 generator has fitted the positives, so cg_score there is optimistic.
@@ -41,6 +42,7 @@ def main():
     parser.add_argument("--negatives", type=int, default=9)
     parser.add_argument("--cg-epochs", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--positive", default="always", choices=("always", "if_retrieved"))
     parser.add_argument("--out", default="benchmarks/results")
     args = parser.parse_args()
     log = lambda *a: print(*a, flush=True)  # noqa: E731
@@ -57,7 +59,7 @@ def main():
     for name, queries in (("train", ex.train.take(rows)), ("validation", ex.validation),
                           ("test", ex.test)):
         imp = retrieved_impressions(cg_model, queries, cg.tower, events.watches, args.top_n,
-                                    args.negatives, seed=1)
+                                    args.negatives, seed=1, positive=args.positive)
         parts[name] = build_ranking_examples(events, imp, max_history=cg.tower.max_history)
         parts[name].columns["cg_score"] = candidate_generation_scores(cg_model, parts[name],
                                                                       cg.tower)
@@ -81,7 +83,8 @@ def main():
            cg_result["test"], "impressions": {k: len(v) for k, v in parts.items()},
            "results": results}
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "ranking_movielens.json"), "w") as f:
+    suffix = "" if args.positive == "always" else f"_{args.positive}"
+    with open(os.path.join(args.out, f"ranking_movielens{suffix}.json"), "w") as f:
         json.dump(out, f, indent=2)
     for r in results:
         print(f"{r['model']:<32} weighted per-user loss {r['weighted_per_user_loss']:.4f}  "

@@ -244,6 +244,7 @@ def test_ranking_section_defaults_to_disabled_and_parses(tmp_path):
     ("model:\n    selection_metric: auc\n", "'ranking.model.selection_metric' must be one of"),
     ("retrieved_impressions:\n    top_n: 5\n    negatives_per_page: 9\n", "must be <= 'top_n'"),
     ("test_fraction: 0.95\n", "'ranking.validation_fraction' and 'test_fraction'"),
+    ("retrieved_impressions:\n    positive: maybe\n", "'ranking.retrieved_impressions.positive'"),
 ])
 def test_bad_ranking_configs_name_the_key(tmp_path, text, message):
     from tfrec.config import ConfigError, load_config

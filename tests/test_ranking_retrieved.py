@@ -65,3 +65,23 @@ def test_candidate_generation_score_is_u_dot_v_of_the_impression(generator):
     expected = [scores[row[(u, t)], col[v]] for u, t, v in
                 zip(ranking["user_id"], ranking["timestamp"], ranking["video_id"])]
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_if_retrieved_pages_hold_the_next_watch_only_when_the_generator_ranks_it(generator):
+    events, ex, tower, model = generator
+    top_n, k = 4, 2
+    imp = retrieved_impressions(model, ex.validation, tower, events.watches, top_n=top_n,
+                                negatives_per_page=k, positive="if_retrieved")
+    ids, scores = _scores(model, ex.validation, tower)
+    expected_in = []
+    for q in range(len(ex.validation)):
+        s = scores[q].copy()
+        s[np.isin(ids, list(ex.validation["exclusions"].row(q)))] = -np.inf
+        label = ex.validation["label"][q]
+        expected_in.append(label in set(ids[np.argsort(-s, kind="stable")[:top_n]]))
+    pages = imp.groupby(["user_id", "timestamp"], sort=False)
+    got_in = [bool(p["clicked"].sum()) for _, p in pages]
+    assert got_in == expected_in and 0 < sum(got_in) < len(got_in)
+    assert all(len(p) == k + int(c) for (_, p), c in zip(pages, got_in))
+    with pytest.raises(ValueError, match="positive must be"):
+        retrieved_impressions(model, ex.validation, tower, events.watches, positive="sometimes")

@@ -84,6 +84,7 @@ class RetrievedImpressionsConfig:
     top_n: int = 50
     negatives_per_page: int = 9
     seed: int = 0
+    positive: str = "always"  # always | if_retrieved (see retrieved_impressions)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,6 +277,9 @@ def _validate_ranking(stage, config, where):
     for key, (value, allowed) in choices.items():
         if value not in allowed:
             raise ConfigError(f"{where}: 'ranking.{key}' must be one of {allowed}, got {value!r}")
+    if stage.retrieved_impressions.positive not in ("always", "if_retrieved"):
+        raise ConfigError(f"{where}: 'ranking.retrieved_impressions.positive' must be always or "
+                          f"if_retrieved, got {stage.retrieved_impressions.positive!r}")
     if stage.retrieved_impressions.negatives_per_page > stage.retrieved_impressions.top_n:
         raise ConfigError(f"{where}: 'ranking.retrieved_impressions.negatives_per_page' must be "
                           "<= 'top_n'")

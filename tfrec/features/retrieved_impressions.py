@@ -4,12 +4,16 @@ without impression logs (MovieLens), impressions built from what it would have r
 Retrieved impressions (the honest stand-in for MovieLens, ARCHITECTURE.md "Examples"): for each
 next-watch example (a user, a time t, the true next watch), the page shown at t is the true next
 watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top
-`top_n` at t (serving-time query: example_age 0; the history and the positive excluded), in a
-random order. The true next watch is the click, with watch_time = that watch's watch time (the
+`top_n` at t other than it (serving-time query: example_age 0; the history excluded), in a
+random order; with positive="if_retrieved" the true next watch is on the page only when the
+generator ranks it in its top_n. The true next watch is the click, with watch_time = that watch's watch time (the
 rating, the seed example's proxy); the others were not clicked. Caveats: the negatives are
 exactly the videos the generator liked, so they are hard negatives; the click label is "watched
 next", not a click on a real page; and for training examples the generator has been fitted to the
 very watches that are the positives, so their scores (and `cg_score`) are optimistic there.
+With positive="always", negatives are picked for their high score and the positive is not, so
+the generator's score separates them by construction (measured: AUC 0.30 on MovieLens test
+pages, `benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
 """
 import numpy as np
 import pandas as pd
@@ -62,7 +66,7 @@ def candidate_generation_scores(cg_model, examples, tower):
 
 
 def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negatives_per_page=9,
-                          seed=0):
+                          seed=0, positive="always"):
     """An impressions table (schema columns) built from next-watch examples (module docstring).
 
     Args:
@@ -73,10 +77,17 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
       watches: the watches table (for each positive's watch_time).
       top_n: the retrieved page the negatives come from.
       negatives_per_page: negatives per page (at most top_n).
+      positive: "always": every page holds the true next watch; "if_retrieved": only when it is
+        in the generator's top_n (else the page is the negatives alone), so the positive is
+        chosen like the negatives and the generator's score does not separate them by
+        construction (use this when cg_score is a ranking feature).
     Returns:
       DataFrame user_id, video_id, timestamp, position, clicked, watch_time:
-      (1 + negatives_per_page) rows per example.
+      (1 + negatives_per_page) rows per example (negatives_per_page when the positive is left
+      out).
     """
+    if positive not in ("always", "if_retrieved"):
+        raise ValueError(f"positive must be 'always' or 'if_retrieved', got {positive!r}")
     if not 0 < negatives_per_page <= top_n:
         raise ValueError(f"need 0 < negatives_per_page <= top_n, got {negatives_per_page}, "
                          f"{top_n}")
@@ -87,6 +98,7 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         else examples["watch_history"]
     labels = np.asarray(examples["label"]).astype(str)
     negatives = np.zeros((len(examples), negatives_per_page), np.int64)
+    retrieved = np.zeros(len(examples), bool)
     for start in range(0, len(examples), max(1, CHUNK // 8)):
         rows = np.arange(start, min(start + max(1, CHUNK // 8), len(examples)))
         scores = _query_vectors(cg_model, examples.take(rows), tower) @ table.T
@@ -95,7 +107,12 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         r = np.repeat(np.arange(len(rows)), part.lengths)
         scores[r[cols >= 0], cols[cols >= 0]] = -np.inf
         label_cols = index.get_indexer(labels[rows])
-        scores[np.arange(len(rows))[label_cols >= 0], label_cols[label_cols >= 0]] = -np.inf
+        known = np.arange(len(rows))[label_cols >= 0]
+        label_score = np.full(len(rows), -np.inf)
+        label_score[known] = scores[known, label_cols[label_cols >= 0]]
+        # Retrieved: fewer than top_n eligible videos score higher than the positive.
+        retrieved[rows] = np.sum(scores > label_score[:, None], axis=1) < top_n
+        scores[known, label_cols[label_cols >= 0]] = -np.inf
         n = min(top_n, scores.shape[1])
         top = np.argpartition(-scores, n - 1, axis=1)[:, :n]
         pick = np.argsort(rng.random(top.shape), axis=1)[:, :negatives_per_page]
@@ -113,6 +130,10 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
                          "watches table (user, video, timestamp)")
     clicked = np.zeros((n, page), np.int64)
     clicked[:, 0] = 1
+    keep = np.ones((n, page), bool)
+    if positive == "if_retrieved":
+        keep[:, 0] = retrieved
+    keep = keep.reshape(-1)
     return pd.DataFrame({
         "user_id": np.repeat(np.asarray(examples["user_id"]).astype(str), page).astype(object),
         "video_id": video.reshape(-1).astype(str).astype(object),
@@ -120,4 +141,4 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         "position": np.argsort(rng.random((n, page)), axis=1).reshape(-1).astype(np.int64),
         "clicked": clicked.reshape(-1),
         "watch_time": np.where(clicked, positive_time[:, None], 0.0).reshape(-1),
-    })
+    }).loc[keep].reset_index(drop=True)
