@@ -6,8 +6,8 @@ next-watch example (a user, a time t, the true next watch), the page shown at t 
 watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top
 `top_n` at t other than it (serving-time query: example_age 0; the history excluded), in a
 random order; with positive="if_retrieved" the true next watch is on the page only when the
-generator ranks it in its top_n. The true next watch is the click, with watch_time = that watch's watch time (the
-rating, the seed example's proxy); the others were not clicked. Caveats: the negatives are
+generator ranks it in its top_n. The true next watch is the click, with watch_time = that
+watch's watch time (the rating, the seed example's proxy); the others were not clicked. Caveats: the negatives are
 exactly the videos the generator liked, so they are hard negatives; the click label is "watched
 next", not a click on a real page; and for training examples the generator has been fitted to the
 very watches that are the positives, so their scores (and `cg_score`) are optimistic there.
