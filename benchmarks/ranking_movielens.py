@@ -6,9 +6,10 @@ from the generator's top-N at that time. Training pages come from a seeded sampl
 next-watch examples, validation and test pages from the P1 validation and test queries (one page
 per user each; with --positive if_retrieved the true next watch is on the page only when the
 generator ranks it in its top-N). The generator is the main config's
-(pipelines/movielens_100k.yaml) trained for at most --cg-epochs. Compared on test: rank by the generator's score u . v, a click-trained LR and the
-watch-time-weighted LR (with and without the cg_score feature). Caveat: on training pages the
-generator has fitted the positives, so cg_score there is optimistic.
+(pipelines/movielens_100k.yaml) trained for at most --cg-epochs. Compared on test: rank by the
+generator's score u . v, a click-trained LR and the watch-time-weighted LR (with and without the
+cg_score feature). Caveat: on training pages the generator has fitted the positives, so cg_score
+there is optimistic.
 
 Run: .venv/bin/python benchmarks/ranking_movielens.py [--train-pages 20000]
      [--out benchmarks/results]

@@ -3,17 +3,17 @@ without impression logs (MovieLens), impressions built from what it would have r
 
 Retrieved impressions (the honest stand-in for MovieLens, ARCHITECTURE.md "Examples"): for each
 next-watch example (a user, a time t, the true next watch), the page shown at t is the true next
-watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top
-`top_n` at t other than it (serving-time query: example_age 0; the history excluded), in a
-random order; with positive="if_retrieved" the true next watch is on the page only when the
-generator ranks it in its top_n. The true next watch is the click, with watch_time = that
-watch's watch time (the rating, the seed example's proxy); the others were not clicked. Caveats: the negatives are
-exactly the videos the generator liked, so they are hard negatives; the click label is "watched
-next", not a click on a real page; and for training examples the generator has been fitted to the
-very watches that are the positives, so their scores (and `cg_score`) are optimistic there.
-With positive="always", negatives are picked for their high score and the positive is not, so
-the generator's score separates them by construction (measured: AUC 0.30 on MovieLens test
-pages, `benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
+watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top `top_n`
+at t other than it (serving-time query: example_age 0; the history excluded), in a random order;
+with positive="if_retrieved" the true next watch is on the page only when the generator ranks it in
+its top_n. The true next watch is the click, with watch_time = that watch's watch time (the rating,
+the seed example's proxy); the others were not clicked. Caveats: the negatives are exactly the
+videos the generator liked, so they are hard negatives; the click label is "watched next", not a
+click on a real page; and for training examples the generator has been fitted to the very watches
+that are the positives, so their scores (and `cg_score`) are optimistic there. With
+positive="always", negatives are picked for their high score and the positive is not, so the
+generator's score separates them by construction (measured: AUC 0.30 on MovieLens test pages,
+`benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
 """
 import numpy as np
 import pandas as pd
