@@ -33,3 +33,40 @@ def make_events(watches, users=None, videos=None, searches=None):
         s = pd.DataFrame(searches, columns=["user_id", "timestamp", "query"])
         tables["searches"] = coerce_table(s, "searches", "searches")
     return EventTables(**tables).validated()
+
+
+# Prepended to the code a fresh process runs to load an export: any tfrec import fails there.
+BLOCK_TFREC = r'''
+import importlib.abc, json, os, sys
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "tfrec" or name.startswith("tfrec."):
+            raise ImportError("tfrec is blocked in this process")
+sys.meta_path.insert(0, Block())
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+import numpy as np
+import tensorflow as tf
+'''
+
+
+def small_candidate_generator(watches, max_history):
+    """(events, CandidateExamples, UserTowerConfig, trained model): a tiny candidate generator
+    (history + age demographic + example age, full softmax with bias, 2 epochs) on `watches`."""
+    import tensorflow as tf
+
+    from tfrec.features.candidate_examples import ExampleConfig
+    from tfrec.features.dataset import candidate_dataset
+    from tfrec.features.local_driver import build_candidate_examples
+    from tfrec.models.config import SoftmaxConfig, UserTowerConfig
+    from tfrec.models.training import build_model
+    events = make_events(watches)
+    events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]
+    ex = build_candidate_examples(events, ExampleConfig(max_history=max_history))
+    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=max_history,
+                            features=("watch_history", "demographics", "example_age"),
+                            demographic_columns=("age",))
+    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
+                        SoftmaxConfig(loss="full", use_bias=True))
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    model.fit(candidate_dataset(ex.train, 16, max_history=max_history), epochs=2, verbose=0)
+    return events, ex, tower, model

@@ -8,27 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_events
-from tfrec.features.candidate_examples import ExampleConfig
-from tfrec.features.dataset import candidate_dataset, padded_features
-from tfrec.features.local_driver import build_candidate_examples
-from tfrec.models.config import SoftmaxConfig, UserTowerConfig
-from tfrec.models.training import build_model
+from conftest import BLOCK_TFREC, small_candidate_generator
+from tfrec.features.dataset import padded_features
 from tfrec.serving import export as export_module
 from tfrec.serving.candidate_exports import NAMES, export_candidate_generation
 
 K = 5
 H = 5
-LOADER = r'''
-import importlib.abc, json, os, sys
-class Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name == "tfrec" or name.startswith("tfrec."):
-            raise ImportError("tfrec is blocked in this process")
-sys.meta_path.insert(0, Block())
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-import numpy as np
-import tensorflow as tf
+LOADER = BLOCK_TFREC + r'''
 if sys.argv[2] == "scann":
     import scann  # registers the ScaNN ops; the only extra import allowed
 fn = tf.saved_model.load(sys.argv[1]).signatures[sys.argv[3]]
@@ -45,16 +32,7 @@ def exported(tmp_path_factory):
     rng = np.random.default_rng(0)
     watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
                for t in range(12)]
-    events = make_events(watches)
-    events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]
-    ex = build_candidate_examples(events, ExampleConfig(max_history=H))
-    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=H,
-                            features=("watch_history", "demographics", "example_age"),
-                            demographic_columns=("age",))
-    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
-                        SoftmaxConfig(loss="full", use_bias=True))
-    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
-    model.fit(candidate_dataset(ex.train, 16, max_history=H), epochs=2, verbose=0)
+    _, ex, _, model = small_candidate_generator(watches, H)
     features = padded_features(ex.validation, H, 64)
     base = tmp_path_factory.mktemp("saved_models")
     out = export_candidate_generation(model, str(base), features, {"run": "test"}, k=K,

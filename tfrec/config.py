@@ -11,7 +11,8 @@ import typing
 import yaml
 
 from tfrec.features.candidate_examples import ExampleConfig
-from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
+from tfrec.models.config import (RANKING_FEATURES, RankingConfig, SoftmaxConfig, TrainingConfig,
+                                 UserTowerConfig)
 
 DATA_FORMATS = ("recbole", "grouplens", "tfds", "events", "simulator")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -90,6 +91,39 @@ class ExportConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class RetrievedImpressionsConfig:
+    """Impressions for sources without them (MovieLens): each next-watch example's page is the
+    true next watch plus `negatives_per_page` videos drawn from the candidate generator's top
+    `top_n` at that time (`tfrec.features.retrieved_impressions`)."""
+
+    top_n: int = 50
+    negatives_per_page: int = 9
+    seed: int = 0
+    positive: str = "always"  # always | if_retrieved (see retrieved_impressions)
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingStageConfig:
+    """The ranking stage (weighted logistic regression for expected watch time).
+
+    Args:
+      enabled: train, evaluate and export the ranker (off by default).
+      model: RankingConfig (features, tower, training schedule, subsampling, click head).
+      retrieved_impressions: how impressions are built when the source logged none.
+      validation_fraction, test_fraction: time split of logged impressions (latest = test).
+      true_expected_column: impressions column with the true expected watch time (a simulator's)
+        for calibration; None skips calibration.
+    """
+
+    enabled: bool = False
+    model: RankingConfig = RankingConfig()
+    retrieved_impressions: RetrievedImpressionsConfig = RetrievedImpressionsConfig()
+    validation_fraction: float = 0.1
+    test_fraction: float = 0.1
+    true_expected_column: typing.Optional[str] = None
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """A whole pipeline run; `name` names the folder runs/<name>/."""
 
@@ -99,6 +133,7 @@ class PipelineConfig:
     evaluation: EvaluationConfig = EvaluationConfig()
     candidate_generation: CandidateGenerationConfig = CandidateGenerationConfig()
     export: ExportConfig = ExportConfig()
+    ranking: RankingStageConfig = RankingStageConfig()
 
 
 def _check_type(value, annotation, key, where):
@@ -227,7 +262,54 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'export.target_recall' must be in (0, 1] and 'export.k' >= 1")
     if not config.evaluation.ks or min(config.evaluation.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
+    _validate_ranking(config.ranking, config, where)
     return config
+
+
+def _validate_ranking(stage, config, where):
+    """Rules of the `ranking` section (checked even when it is disabled: a typo should not wait)."""
+    m = stage.model
+    bad = set(m.features) - set(RANKING_FEATURES)
+    if bad:
+        raise ConfigError(f"{where}: 'ranking.model.features' has unknown {sorted(bad)}; "
+                          f"choose from {list(RANKING_FEATURES)}")
+    positive = {"model.embedding_dim": m.embedding_dim, "model.language_dim": m.language_dim,
+                "model.quantiles": m.quantiles, "model.max_history": m.max_history,
+                "model.epochs": m.epochs, "model.patience": m.patience,
+                "model.batch_size": m.batch_size, "model.learning_rate": m.learning_rate,
+                "retrieved_impressions.top_n": stage.retrieved_impressions.top_n,
+                "retrieved_impressions.negatives_per_page":
+                    stage.retrieved_impressions.negatives_per_page}
+    for key, value in positive.items():
+        if value <= 0:
+            raise ConfigError(f"{where}: 'ranking.{key}' must be > 0, got {value}")
+    if any(u < 1 for u in m.hidden_units):
+        raise ConfigError(f"{where}: 'ranking.model.hidden_units' must be positive widths "
+                          "([] = logistic regression)")
+    if not 0 < m.negative_subsample_rate <= 1:
+        raise ConfigError(f"{where}: 'ranking.model.negative_subsample_rate' must be in (0, 1], "
+                          f"got {m.negative_subsample_rate}")
+    if m.l2 < 0:
+        raise ConfigError(f"{where}: 'ranking.model.l2' must be >= 0")
+    choices = {"model.optimizer": (m.optimizer, ("adam", "adagrad")),
+               "model.selection_metric": (m.selection_metric, ("weighted_per_user_loss",
+                                                               "weighted_logistic_loss"))}
+    for key, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ConfigError(f"{where}: 'ranking.{key}' must be one of {allowed}, got {value!r}")
+    if stage.retrieved_impressions.positive not in ("always", "if_retrieved"):
+        raise ConfigError(f"{where}: 'ranking.retrieved_impressions.positive' must be always or "
+                          f"if_retrieved, got {stage.retrieved_impressions.positive!r}")
+    if stage.retrieved_impressions.negatives_per_page > stage.retrieved_impressions.top_n:
+        raise ConfigError(f"{where}: 'ranking.retrieved_impressions.negatives_per_page' must be "
+                          "<= 'top_n'")
+    if not (0 < stage.validation_fraction and 0 < stage.test_fraction
+            and stage.validation_fraction + stage.test_fraction < 1):
+        raise ConfigError(f"{where}: 'ranking.validation_fraction' and 'test_fraction' must be > 0 "
+                          "with a sum < 1")
+    if stage.enabled and "cg_score" in m.features and not config.candidate_generation.enabled:
+        raise ConfigError(f"{where}: 'ranking.model.features' cg_score needs "
+                          "'candidate_generation.enabled'")
 
 
 def load_config(path):

@@ -7,7 +7,9 @@ Features of one batch (B = batch size; padding value "" and a boolean mask):
   search_tokens_mask  [B, max_search_tokens] bool
   example_age         [B] float32, seconds (0 for held-out queries, as at serving)
   <demographic>       [B] string, one per column of the users table (e.g. age, gender)
-  user_id, video_id   [B] string; video_id is the label (the watch to predict)
+  user_id, video_id   [B] string; video_id is the label (the watch to predict), or for ranking
+                      examples (no label column) the impressed video
+  <numeric column>    [B] float32 (ranking features and labels: clicked, watch_time, ...)
 """
 import numpy as np
 
@@ -28,11 +30,12 @@ def padded_features(examples, max_history, max_search_tokens):
             padded = col.map_values(lambda v: v.astype(str).astype(object)).to_padded(width, "")
             features[name] = padded
             features[f"{name}_mask"] = padded != ""
-        elif name == "example_age":
+        elif name == "example_age" or col.dtype.kind in "biuf":
             features[name] = col.astype(np.float32)
         else:
             features[name] = col.astype(str).astype(object)
-    features["video_id"] = examples["label"].astype(str).astype(object)
+    if "label" in examples.columns:
+        features["video_id"] = examples["label"].astype(str).astype(object)
     return features
 
 

@@ -23,6 +23,14 @@ class ExampleSet:
     def __getitem__(self, name):
         return self.columns[name]
 
+    def take(self, rows):
+        """The rows at `rows` [k] (indices, in that order), or where a [n] bool mask is True."""
+        rows = np.asarray(rows)
+        if rows.dtype == bool:
+            rows = np.flatnonzero(rows)
+        return ExampleSet({k: v.take(rows) if isinstance(v, Ragged) else v[rows]
+                           for k, v in self.columns.items()})
+
     @classmethod
     def concat(cls, parts):
         """Concatenate dicts (or ExampleSets) with the same column names, in order."""

@@ -44,6 +44,12 @@ class Ragged:
     def map_values(self, fn):
         return Ragged(fn(self.values), self.lengths)
 
+    def take(self, rows):
+        """The rows at `rows` [k], in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        idx = ranges(self.offsets[:-1][rows], self.lengths[rows])
+        return Ragged(self.values[idx], self.lengths[rows])
+
     def to_padded(self, width, pad):
         """[rows, width] array, each row's first `width` values then `pad`."""
         out = np.full((len(self.lengths), width), pad, dtype=self.values.dtype)

@@ -76,3 +76,54 @@ class TrainingConfig:
     selection_metric: str = "map@100"
     patience: int = 3
     seed: int = 0
+
+
+RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig:
+    """The ranker (weighted logistic regression for expected watch time, `tfrec.models.ranking`).
+
+    Args:
+      features: which of video_id, watch_history, language, continuous, cg_score to use
+        (continuous = the CDF-normalised counts and times with x^2 and sqrt(x), and the 0/1
+        indicators; cg_score needs a `cg_score` column, see `candidate_generation_scores`).
+      hidden_units: the ReLU tower, e.g. (256,), (512, 256); () = logistic regression on the
+        features.
+      embedding_dim: video id embedding width (impressed video and watch history share it).
+      language_dim: language embedding width (user and video language share it).
+      weighted: weight clicked impressions by watch time (the paper); False trains on clicks
+        alone (the click-trained baseline: its exp(logit) are click odds, not watch times).
+      click_head: a second logistic head on clicks (unweighted) giving click_probability.
+      negative_subsample_rate: r in (0, 1]: keep each training negative with probability r; the
+        served logits are corrected by + log(r).
+      quantiles: buckets of the empirical-CDF normalisation.
+      max_history: watch history width (= the candidate generator's).
+      epochs, patience: most epochs; stop after `patience` epochs without a better validation
+        `selection_metric` and keep the best epoch's weights.
+      selection_metric: weighted_per_user_loss (the paper's ranking metric; ties broken by the
+        log loss) | weighted_logistic_loss (the training objective on all validation impressions:
+        a proper scoring rule, so it also rewards calibrated watch times; less noisy).
+      batch_size, optimizer (adam | adagrad), learning_rate, l2 (on kernels and embeddings).
+      seed: seeds weights, shuffling and subsampling.
+    """
+
+    features: typing.List[str] = ("video_id", "watch_history", "language", "continuous",
+                                  "cg_score")
+    hidden_units: typing.List[int] = (256,)
+    embedding_dim: int = 32
+    language_dim: int = 8
+    weighted: bool = True
+    click_head: bool = True
+    negative_subsample_rate: float = 1.0
+    quantiles: int = 100
+    max_history: int = 50
+    epochs: int = 10
+    patience: int = 2
+    selection_metric: str = "weighted_per_user_loss"
+    batch_size: int = 512
+    optimizer: str = "adam"
+    learning_rate: float = 0.002
+    l2: float = 0.0
+    seed: int = 0

@@ -4,6 +4,17 @@ from tfrec.keras_check import require_keras2
 tf = require_keras2()
 
 
+def relu_tower(x, hidden_units, regularizer=None, dropout=0.0, seed=0):
+    """Functional ReLU layers relu_0, relu_1, ... of the given widths (resumable dropout after
+    each, its masks a function of (seed, step); see ResumableDropout)."""
+    for i, units in enumerate(hidden_units):
+        x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=regularizer,
+                                  name=f"relu_{i}")(x)
+        if dropout:
+            x = ResumableDropout(dropout, seed=1000 * seed + i, name=f"dropout_{i}")(x)
+    return x
+
+
 class MaskedMean(tf.keras.layers.Layer):
     """Average of the embeddings whose mask is True; zeros for an all-padding row.
 
@@ -90,3 +101,76 @@ class ResumableDropout(tf.keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def quantile_boundaries(values, quantiles=100):
+    """[F, quantiles + 1] empirical quantiles (0, 1/q, ..., 1) of each column of `values`.
+
+    Args:
+      values: [n, F] training values (NaN ignored; an all-NaN column gets boundaries 0).
+      quantiles: number of equal-mass buckets.
+    """
+    import numpy as np
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or len(values) == 0:
+        raise ValueError(f"quantile_boundaries needs [n > 0, F] values, got shape {values.shape}")
+    if quantiles < 1:
+        raise ValueError(f"quantiles must be >= 1, got {quantiles}")
+    levels = np.linspace(0.0, 1.0, quantiles + 1)
+    out = np.zeros((values.shape[1], quantiles + 1))
+    for f in range(values.shape[1]):
+        col = values[:, f][~np.isnan(values[:, f])]
+        if len(col):
+            out[f] = np.quantile(col, levels)
+    return out
+
+
+class EmpiricalCDF(tf.keras.layers.Layer):
+    """Continuous features -> their training CDF x~ in [0, 1], with x~^2 and sqrt(x~) (the paper's
+    normalisation, sec. 4.1).
+
+    x~ interpolates linearly between the quantile boundaries b_0 <= ... <= b_q of the training
+    data: b_j maps to j / q. A value equal to several boundaries (a point mass, e.g. a count of 0)
+    maps to the middle of their levels; values below b_0 map to 0 and above b_q to 1, so unseen
+    extremes stay in range. NaN maps to 0.
+
+    Args:
+      boundaries: [F, q + 1] per-feature boundaries, e.g. from `quantile_boundaries`.
+    Call args:
+      values: [B, F] float.
+    Returns:
+      [B, 3F]: x~ of the F features, then x~^2, then sqrt(x~).
+
+    Example:
+      layer = EmpiricalCDF(quantile_boundaries(train_values, 100))
+      normalised = layer(tf.constant(batch_values, tf.float32))
+    """
+
+    def __init__(self, boundaries, **kwargs):
+        super().__init__(**kwargs)
+        self.boundaries = [[float(b) for b in row] for row in boundaries]
+        for row in self.boundaries:
+            if any(b > a for b, a in zip(row, row[1:])) or len(row) < 2:
+                raise ValueError("each boundaries row needs >= 2 non-decreasing values")
+        self._b = tf.constant(self.boundaries, tf.float32)  # [F, q + 1]
+        self._q = float(len(self.boundaries[0]) - 1) if self.boundaries else 1.0
+
+    def call(self, values):
+        x = tf.cast(values, tf.float32)
+        x = tf.transpose(tf.where(tf.math.is_nan(x), self._b[None, :, 0] - 1.0, x))  # [F, B]
+        below = tf.searchsorted(self._b, x, side="left")   # boundaries < x
+        upto = tf.searchsorted(self._b, x, side="right")   # boundaries <= x
+        n = tf.shape(self._b)[1]
+        lo = tf.gather(self._b, tf.clip_by_value(below - 1, 0, n - 1), batch_dims=1)
+        hi = tf.gather(self._b, tf.clip_by_value(below, 0, n - 1), batch_dims=1)
+        frac = tf.math.divide_no_nan(x - lo, hi - lo)
+        between = (tf.cast(below, tf.float32) - 1.0 + frac) / self._q
+        on_boundary = (tf.cast(below + upto, tf.float32) - 1.0) / (2.0 * self._q)
+        cdf = tf.where(upto > below, on_boundary, between)
+        cdf = tf.where(below == 0, tf.where(upto > 0, cdf, 0.0), cdf)
+        cdf = tf.where(below == n, 1.0, cdf)
+        cdf = tf.clip_by_value(tf.transpose(cdf), 0.0, 1.0)  # [B, F]
+        return tf.concat([cdf, tf.square(cdf), tf.sqrt(cdf)], axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "boundaries": self.boundaries}

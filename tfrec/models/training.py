@@ -120,6 +120,37 @@ class _BatchProgress(tf.keras.callbacks.Callback):
             self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
 
+def fit_choosing_epoch(model, dataset, epochs, patience, validate):
+    """Fit one epoch at a time, keep the weights of the epoch that validates best.
+
+    Args:
+      model: a compiled Keras model.
+      dataset: the training tf.data.Dataset.
+      epochs: most epochs; stops after `patience` epochs without a better validation key.
+      validate: callable(epoch, training loss) -> (key, dict of figures); lower key is better
+        (any comparable value, e.g. a tuple for tie-breaks).
+    Returns:
+      (best epoch, history [{"epoch", "loss", **figures}], training seconds); the model holds
+      the best epoch's weights.
+    """
+    history, best, best_weights, since_best, seconds = [], None, None, 0, 0.0
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        fit = model.fit(dataset, epochs=1, verbose=0)
+        seconds += time.perf_counter() - start
+        loss = float(fit.history["loss"][-1])
+        key, figures = validate(epoch, loss)
+        history.append({"epoch": epoch, "loss": loss, **figures})
+        if best is None or key < best[1]:
+            best, best_weights, since_best = (epoch, key), model.get_weights(), 0
+        else:
+            since_best += 1
+            if since_best >= patience:
+                break
+    model.set_weights(best_weights)
+    return best[0], history, seconds
+
+
 def train_candidate_generation(examples, users, corpus_ids, tower, softmax, training,
                                ks=(10, 50, 100), log=print, checkpoint_dir=None,
                                tensorboard_dir=None, progress=False):

@@ -9,7 +9,7 @@ Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
 """
 from tfrec.keras_check import require_keras2
 from tfrec.models.config import UserTowerConfig  # noqa: F401  (re-exported)
-from tfrec.models.layers import ExampleAgeFeatures, MaskedMean, ResumableDropout
+from tfrec.models.layers import ExampleAgeFeatures, MaskedMean, relu_tower
 
 tf = require_keras2()
 
@@ -73,10 +73,5 @@ def build_user_tower(config, video_lookup, video_embedding, demographic_vocabula
     if not parts:
         raise ValueError("the user tower needs at least one feature")
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="user_features")(parts)
-    for i, units in enumerate(config.hidden_units):
-        x = tf.keras.layers.Dense(units, activation="relu", kernel_regularizer=reg,
-                                  name=f"relu_{i}")(x)
-        if config.dropout:
-            x = ResumableDropout(config.dropout, seed=1000 * (seed or 0) + i,
-                                 name=f"dropout_{i}")(x)
+    x = relu_tower(x, config.hidden_units, reg, config.dropout, seed=seed or 0)
     return tf.keras.Model(inputs, x, name="user_tower")

@@ -1,0 +1,71 @@
+"""Weighted logistic regression for expected watch time (Covington et al. 2016, sec. 4.2).
+
+The ranker is a logistic regression on "clicked" whose examples carry weights: a clicked
+impression is weighted by its watch time T_i (seconds), an impression that was not clicked by 1.
+The weights reach the loss as `sample_weight` (e.g. through `tfrs.tasks.Ranking`).
+
+Why exp(logit) estimates expected watch time. Take N impressions that look the same to the model
+(same features x); k of them were clicked, with watch times T_1..T_k. The weighted log-likelihood
+  sum_{clicked} T_i log p + (N - k) log(1 - p)
+is maximised at p / (1 - p) = sum_i T_i / (N - k), so the learned odds exp(logit) are
+  odds = sum_i T_i / (N - k) = (sum_i T_i / N) * N / (N - k) = E[T] / (1 - P) ≈ E[T] (1 + P),
+where E[T] = sum_i T_i / N is the expected watch time of an impression (0 for no click) and
+P = k / N the click probability. When P is small the odds are close to E[T]; the bias 1 / (1 - P)
+is known exactly when a click head estimates P (see `tfrec.models.ranking`).
+
+Negative subsampling. Keeping each negative with probability r divides N - k by r in expectation, so
+the odds learned on the subsample are E[T] / ((1 - P) r): add log(r) to the logit to undo it (or,
+equivalently, weight the kept negatives by 1 / r).
+"""
+from tfrec.keras_check import require_keras2
+
+tf = require_keras2()
+
+
+def watch_time_weights(clicked, watch_time):
+    """[B] weights of the weighted LR: watch_time where clicked, 1 elsewhere.
+
+    Args:
+      clicked: [B] 0/1 (any numeric dtype).
+      watch_time: [B] seconds, >= 0.
+    """
+    clicked = tf.cast(clicked, tf.float32)
+    return clicked * tf.cast(watch_time, tf.float32) + (1.0 - clicked)
+
+
+def weighted_logistic_loss(labels, logits, sample_weight=None):
+    """[B] per-example weighted binary cross-entropy from logits.
+
+    loss_i = w_i * -(y_i log sigmoid(z_i) + (1 - y_i) log(1 - sigmoid(z_i))), computed stably
+    (tf.nn.sigmoid_cross_entropy_with_logits).
+
+    Args:
+      labels: [B] or [B, 1] 0/1.
+      logits: [B] or [B, 1].
+      sample_weight: [B] or None (weight 1).
+    """
+    labels = tf.reshape(tf.cast(labels, tf.float32), [-1])
+    logits = tf.reshape(tf.cast(logits, tf.float32), [-1])
+    per_example = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    if sample_weight is not None:
+        per_example *= tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+    return per_example
+
+
+class WeightedLogisticLoss(tf.keras.losses.Loss):
+    """Weighted BCE from logits as a Keras loss: sum_i w_i * bce_i / B (the batch mean).
+
+    The mean over the batch (not over the weights) keeps every impression's contribution
+    proportional to its weight whatever batch it lands in, so the optimum is the one derived in
+    the module docstring. For `tfrs.tasks.Ranking(loss=WeightedLogisticLoss())`.
+    """
+
+    def __init__(self, name="weighted_logistic_loss", **kwargs):
+        kwargs.setdefault("reduction", tf.keras.losses.Reduction.NONE)
+        super().__init__(name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return tf.reduce_mean(weighted_logistic_loss(y_true, y_pred, sample_weight))
+
+    def call(self, y_true, y_pred):
+        return weighted_logistic_loss(y_true, y_pred)

@@ -1,0 +1,129 @@
+"""Training the ranker with the epoch chosen on validation: by the paper's weighted per-user loss
+(PROTOCOL.md), or by the weighted logistic loss, a proper scoring rule that also rewards calibration
+(`RankingConfig.selection_metric`).
+
+`train_ranker` is the stage's entry point: ranking ExampleSets in (from
+`tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.
+"""
+import dataclasses
+
+import numpy as np
+
+from tfrec.evaluation.ranking import calibration, evaluate_ranking
+from tfrec.features.dataset import padded_features
+from tfrec.features.example_set import ExampleSet
+from tfrec.keras_check import require_keras2
+from tfrec.losses.weighted_logistic import watch_time_weights, weighted_logistic_loss
+from tfrec.models.ranking import build_ranking_model
+from tfrec.models.training import _optimizer, fit_choosing_epoch
+
+tf = require_keras2()
+LABEL_COLUMNS = ("clicked", "watch_time")
+
+
+def ranking_features(examples, input_names, max_history):
+    """numpy dict of the named model inputs plus the labels, e.g. {"watch_history": [n, H], ...}.
+
+    Args:
+      examples: ranking ExampleSet.
+      input_names: the scorer's inputs (`model.scorer.input`).
+    """
+    missing = [n for n in input_names if n not in examples.columns]
+    if missing:
+        raise ValueError(f"ranking examples lack column(s) {missing}")
+    keep = [n for n in (*input_names, *LABEL_COLUMNS) if n in examples.columns]
+    return padded_features(ExampleSet({n: examples[n] for n in keep}), max_history, 1)
+
+
+def ranking_dataset(features, batch_size, shuffle_seed=None):
+    """Batched, prefetched tf.data.Dataset over a `ranking_features` dict."""
+    ds = tf.data.Dataset.from_tensor_slices(features)
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(next(iter(features.values()))), seed=shuffle_seed,
+                        reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def subsample_negatives(examples, rate, seed=0):
+    """Keep every clicked impression and each other one with probability `rate` (seeded)."""
+    if rate >= 1:
+        return examples
+    keep = (np.asarray(examples["clicked"]) == 1) | \
+        (np.random.default_rng(seed).random(len(examples)) < rate)
+    return examples.take(keep)
+
+
+def predict_ranker(model, examples, batch_size=4096):
+    """{output name: [n] numpy} of the served outputs (logit, expected_watch_time, ...)."""
+    features = ranking_features(examples, list(model.scorer.input), model.config.max_history)
+    inputs = {n: features[n] for n in model.scorer.input}
+    out = model.predict(inputs, batch_size=batch_size, verbose=0)
+    return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
+
+
+def evaluate_ranker(model, examples, true_expected_column=None):
+    """`evaluate_ranking` of the model's logit (ranking) and exp(logit) (calibration), plus the
+    mean weighted logistic loss of the served logit (the training objective, all negatives)."""
+    out = predict_ranker(model, examples)
+    metrics = evaluate_ranking(examples, out["logit"], out["expected_watch_time"],
+                               true_expected_column)
+    clicked = np.asarray(examples["clicked"])
+    weights = watch_time_weights(clicked, np.asarray(examples["watch_time"])) \
+        if model.config.weighted else None
+    metrics["weighted_logistic_loss"] = float(np.mean(
+        weighted_logistic_loss(clicked, out["logit"], weights).numpy()))
+    if true_expected_column is not None and "expected_watch_time_corrected" in out:
+        metrics["calibration_corrected"] = calibration(out["expected_watch_time_corrected"],
+                                                       examples[true_expected_column])
+    return metrics
+
+
+def train_ranker(train_examples, validation_examples, config, video_ids, test_examples=None,
+                 true_expected_column=None, log=print):
+    """Train the ranker, choosing the epoch on validation; returns (model, result dict).
+
+    Args:
+      train_examples, validation_examples, test_examples: ranking ExampleSets (test optional).
+      config: RankingConfig.
+      video_ids: [V] corpus ids (the candidate generator's vocabulary).
+      true_expected_column: column with the true expected watch time (a simulator's), for
+        calibration; None skips it.
+    Returns:
+      (RankingModel with the best epoch's weights, dict: best_epoch, epochs_run, validation and
+      test metrics (`evaluate_ranking`), train_examples_per_second, history, config).
+    """
+    tf.keras.utils.set_random_seed(config.seed)
+    if len(train_examples) == 0 or len(validation_examples) == 0:
+        raise ValueError("train_ranker needs training and validation impressions")
+    model = build_ranking_model(config, train_examples, video_ids)
+    model.compile(optimizer=_optimizer(config))
+    kept = subsample_negatives(train_examples, config.negative_subsample_rate, config.seed)
+    features = ranking_features(kept, list(model.scorer.input), config.max_history)
+    train_ds = ranking_dataset(features, config.batch_size, shuffle_seed=config.seed)
+
+    def validate(epoch, loss):
+        val = evaluate_ranker(model, validation_examples)
+        log(f"  ranking epoch {epoch}: loss {loss:.4f}  validation weighted per-user loss "
+            f"{val['weighted_per_user_loss']:.4f}  click AUC {val['click_auc']:.4f}")
+        # Ties in the ranking metric (same order on every page) go to the better log loss.
+        key = (val["weighted_per_user_loss"], val["weighted_logistic_loss"])
+        figures = {f"validation_{k}": val[k] for k in ("weighted_per_user_loss",
+                                                       "weighted_logistic_loss", "click_auc")}
+        return (key if config.selection_metric == "weighted_per_user_loss" else key[::-1]), \
+            figures
+
+    best_epoch, history, train_seconds = fit_choosing_epoch(
+        model, train_ds, config.epochs, config.patience, validate)
+    result = {
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "train_impressions": int(len(train_examples)),
+        "train_impressions_used": int(len(kept)),
+        "validation": evaluate_ranker(model, validation_examples, true_expected_column),
+        "train_examples_per_second": round(len(history) * len(kept) / max(train_seconds, 1e-9)),
+        "history": history,
+        "config": dataclasses.asdict(config),
+    }
+    if test_examples is not None and len(test_examples):
+        result["test"] = evaluate_ranker(model, test_examples, true_expected_column)
+    return model, result

@@ -1,0 +1,52 @@
+"""Export a trained ranker as the `ranker` servable.
+
+  ranker  serving_default: the raw named features (video_id [B] string, watch_history [B, H]
+          string, user_language / video_language [B] string, continuous features [B] float32
+          each: see `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
+          with a click head, click_probability [B] and expected_watch_time_corrected [B].
+          Stock TF ops only: TF Serving loads it.
+"""
+import dataclasses
+
+from tfrec.keras_check import require_keras2
+from tfrec.serving.export import export_servable
+from tfrec.serving.retrieval import serving_signature
+
+tf = require_keras2()
+NAME = "ranker"
+
+
+class RankerServable(tf.Module):
+    """Raw ranking features -> the RankingModel's served outputs (with the log(r) correction)."""
+
+    def __init__(self, model, name=None):
+        super().__init__(name=name)
+        self.model = model
+        self.serve = tf.function(lambda features: self.model(features, training=False),
+                                 input_signature=[serving_signature(model.scorer)])
+
+
+def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
+    """Save `model` as a new version of `<base_dir>/<name>` (atomic, warmup, manifest).
+
+    Args:
+      model: a trained RankingModel.
+      base_dir: the saved_models folder.
+      features: numpy feature dict of real examples (e.g. `ranking_features` of validation);
+        its first two rows become the warmup request.
+      manifest: run facts for manifest.json (run name, metrics...).
+    Returns:
+      The version folder.
+    """
+    signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
+                 for n, s in serving_signature(model.scorer).items()}
+    warmup = [{n: features[n][:2] for n in model.scorer.input}]
+    outputs = ["logit", "expected_watch_time"] + (
+        ["click_probability", "expected_watch_time_corrected"] if model.config.click_head else [])
+    path = export_servable(RankerServable(model), base_dir, name,
+                           {**manifest, "inputs": signature, "outputs": outputs,
+                            "logit_offset": model.logit_offset,
+                            "ranking_config": dataclasses.asdict(model.config)},
+                           warmup_requests=warmup)
+    log(f"  exported {path}")
+    return path
