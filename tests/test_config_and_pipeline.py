@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import os
 import re
 import subprocess
 import sys
@@ -66,7 +67,10 @@ def _quick(config, saved_models, epochs=2):
         config,
         candidate_generation=dataclasses.replace(
             cg, training=dataclasses.replace(cg.training, epochs=epochs)),
-        export=dataclasses.replace(config.export, saved_models_dir=str(saved_models)))
+        export=dataclasses.replace(config.export, saved_models_dir=str(saved_models)),
+        ranking=dataclasses.replace(config.ranking, retrieved_impressions=dataclasses.replace(
+            config.ranking.retrieved_impressions, max_train_pages=3000),
+            model=dataclasses.replace(config.ranking.model, epochs=1)))
 
 
 def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
@@ -79,7 +83,9 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
     assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
-                                         "candidate_generation", "export"}
+                                         "candidate_generation", "export", "ranking"}
+    assert on_disk["ranking"]["impressions"]["test"] > 1000
+    assert os.path.isdir(on_disk["ranking"]["export"])
     assert on_disk["ann"]["recall@10_vs_exact"] > 0.99  # small corpus: ScaNN scores exactly
     assert sorted(on_disk["exports"]) == ["retrieval_brute_force", "retrieval_scann",
                                           "user_tower"]
@@ -141,9 +147,19 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
             config.data.simulator, preset="tiny")),
         candidate_generation=dataclasses.replace(cg, training=dataclasses.replace(
             cg.training, epochs=6, batch_size=128, learning_rate=0.005)),
-        export=dataclasses.replace(config.export, enabled=False))
-    metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+        export=dataclasses.replace(config.export, enabled=False),
+        ranking=dataclasses.replace(config.ranking, model=dataclasses.replace(
+            config.ranking.model, epochs=3)))
+    metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None, report=False)
     assert metrics["data"]["impressions"] > 10_000 and metrics["data"]["searches"] > 500
+    # The ranking stage trains on the logged impressions and is calibrated against the truth.
+    ranking = metrics["ranking"]
+    assert ranking["impressions"]["test"] > 1000
+    assert 0 < ranking["test"]["weighted_per_user_loss"] < 0.5
+    assert ranking["test"]["click_auc"] > 0.55
+    assert ranking["test"]["calibration"]["r2"] > 0.2
+    assert ranking["baselines"]["oracle_true_expected_watch_time"]["weighted_per_user_loss"] < \
+        ranking["test"]["weighted_per_user_loss"]
     pop, model = metrics["popularity"]["test"], metrics["retrieval"]["test"]
     for result in (pop, model):
         assert 0 <= result["true_recall@10"] <= result["true_recall@100"] <= 1

@@ -228,8 +228,10 @@ def test_unknown_impression_video_is_a_clear_error():
 
 def test_ranking_section_defaults_to_disabled_and_parses(tmp_path):
     from tfrec.config import load_config, to_dict
-    assert load_config("pipelines/movielens_100k.yaml").ranking.enabled is False
     path = tmp_path / "c.yaml"
+    path.write_text("name: x\n")
+    assert load_config(str(path)).ranking.enabled is False
+    assert load_config("pipelines/movielens_100k.yaml").ranking.enabled is True
     path.write_text("name: x\nranking:\n  enabled: true\n  model:\n    hidden_units: []\n"
                     "    negative_subsample_rate: 0.25\n  true_expected_column: true_ewt\n")
     config = load_config(str(path))

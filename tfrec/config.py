@@ -100,6 +100,7 @@ class RetrievedImpressionsConfig:
     negatives_per_page: int = 9
     seed: int = 0
     positive: str = "always"  # always | if_retrieved (see retrieved_impressions)
+    max_train_pages: int = 20_000  # training pages (sampled from the training examples)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +280,9 @@ def _validate_ranking(stage, config, where):
                 "model.batch_size": m.batch_size, "model.learning_rate": m.learning_rate,
                 "retrieved_impressions.top_n": stage.retrieved_impressions.top_n,
                 "retrieved_impressions.negatives_per_page":
-                    stage.retrieved_impressions.negatives_per_page}
+                    stage.retrieved_impressions.negatives_per_page,
+                "retrieved_impressions.max_train_pages":
+                    stage.retrieved_impressions.max_train_pages}
     for key, value in positive.items():
         if value <= 0:
             raise ConfigError(f"{where}: 'ranking.{key}' must be > 0, got {value}")

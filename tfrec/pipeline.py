@@ -203,6 +203,79 @@ def load_export(ctx):
     return paths
 
 
+# -- ranking --------------------------------------------------------------------------------------
+
+def ranking_splits(ctx):
+    """(train, validation, test) ranking ExampleSets and a line saying where they came from.
+
+    Logged impressions (the simulator's) are split by time. A source without impressions
+    (MovieLens) gets pages built from the candidate generator's retrievals for each next-watch
+    example (`retrieved_impressions`; at most `max_train_pages` training pages, sampled).
+    """
+    import numpy as np
+
+    from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
+    from tfrec.features.retrieved_impressions import (candidate_generation_scores,
+                                                      retrieved_impressions)
+    rk, events = ctx.config.ranking, ctx.inputs["events"]
+    tower = ctx.config.candidate_generation.tower
+    model = ctx.inputs["candidate_generation"]
+    if len(events.impressions):
+        examples = build_ranking_examples(events, max_history=rk.model.max_history)
+        parts = split_by_time(examples, rk.validation_fraction, rk.test_fraction)
+        source = "logged impressions, split by time"
+    else:
+        ri, cg_examples = rk.retrieved_impressions, ctx.inputs["examples"]
+        train = cg_examples.train
+        if len(train) > ri.max_train_pages:
+            rows = np.sort(np.random.default_rng(ri.seed).choice(len(train), ri.max_train_pages,
+                                                                 replace=False))
+            train = train.take(rows)
+        parts = []
+        for queries in (train, cg_examples.validation, cg_examples.test):
+            impressions = retrieved_impressions(model, queries, tower, events.watches, ri.top_n,
+                                                ri.negatives_per_page, seed=ri.seed,
+                                                positive=ri.positive)
+            parts.append(build_ranking_examples(events, impressions,
+                                                max_history=rk.model.max_history))
+        source = (f"pages built from the candidate generator's top {ri.top_n} "
+                  f"(positive: {ri.positive})")
+    if "cg_score" in rk.model.features:
+        for part in parts:
+            part.columns["cg_score"] = candidate_generation_scores(model, part, tower)
+    return parts, source
+
+
+def run_ranking(ctx):
+    from tfrec.models.ranking_training import ranking_features, train_ranker
+    from tfrec.serving.ranker_export import export_ranker
+    config, rk = ctx.config, ctx.config.ranking
+    (train, validation, test), source = ranking_splits(ctx)
+    ctx.log(f"  impressions: train {len(train)}, validation {len(validation)}, test {len(test)} "
+            f"({source})")
+    true_column = rk.true_expected_column if rk.true_expected_column in test.columns else None
+    video_ids = ctx.inputs["events"].videos["video_id"].to_numpy()
+    model, result = train_ranker(train, validation, rk.model, video_ids, test, true_column,
+                                 log=ctx.log)
+    from tfrec.evaluation.ranking import evaluate_ranking
+    baselines = {}
+    if "cg_score" in test.columns:
+        baselines["candidate_generation_score"] = evaluate_ranking(test, test["cg_score"])
+    if true_column:
+        baselines["oracle_true_expected_watch_time"] = evaluate_ranking(test, test[true_column])
+    result.update(source=source, impressions={"train": len(train), "validation": len(validation),
+                                              "test": len(test)}, baselines=baselines)
+    ctx.log("  test weighted per-user loss {:.4f}, click AUC {:.4f}".format(
+        result["test"]["weighted_per_user_loss"], result["test"]["click_auc"]))
+    if config.export.enabled:
+        features = ranking_features(validation, list(model.scorer.input), rk.model.max_history)
+        manifest = {"tfrec_version": tfrec.__version__, "run": config.name,
+                    "run_dir": ctx.run_dir, "ranking_test": result["test"]}
+        result["export"] = export_ranker(model, config.export.saved_models_dir, features,
+                                         manifest, log=ctx.log)
+    return {"ranking": result}
+
+
 def pipeline_stages():
     """The stages in dependency order."""
     cg_on = lambda c: c.candidate_generation.enabled  # noqa: E731
@@ -219,6 +292,10 @@ def pipeline_stages():
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export,
               enabled=lambda c: cg_on(c) and c.export.enabled),
+        Stage("ranking", run_ranking, lambda ctx: None,
+              depends_on=("events", "examples", "candidate_generation"),
+              config_sections=("ranking", "export"),
+              enabled=lambda c: cg_on(c) and c.ranking.enabled),
     ]
 
 
