@@ -117,3 +117,28 @@ def timings(metrics, path):
     ax.set_xlim(0, max(seconds.values()) * 1.18 + 1e-9)
     ax.grid(alpha=0.3, axis="x")
     return _save(fig, path)
+
+
+def calibration(metrics, path):
+    """Mean true vs mean predicted expected watch time by decile of the prediction (ranking test),
+    for exp(logit) and, with a click head, exp(logit) * (1 - P)."""
+    test = metrics.get("ranking", {}).get("test", {})
+    curves = [(name, test[key]) for key, name in (
+        ("calibration", "exp(logit)"), ("calibration_corrected", "exp(logit) (1 - P)"))
+        if key in test]
+    if not curves:
+        return None
+    fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    top = 0.0
+    for (name, cal), color in zip(curves, ("#1f77b4", "#ff7f0e")):
+        x = [b["mean_predicted"] for b in cal["by_bin"]]
+        y = [b["mean_actual"] for b in cal["by_bin"]]
+        top = max(top, max(x), max(y))
+        ax.plot(x, y, "o-", color=color,
+                label=f"{name}: slope {cal['slope']:.2f}, R² {cal['r2']:.2f}")
+    ax.plot([0, top], [0, top], "--", color="#7f7f7f", label="perfect calibration")
+    ax.set(title="ranker calibration by decile (test)", xlabel="predicted watch time (s)",
+           ylabel="true expected watch time (s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)

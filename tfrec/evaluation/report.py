@@ -174,9 +174,37 @@ def section_ann(metrics, config, plots_dir):
 
 
 def section_ranking(metrics, config, plots_dir):
-    """Generic until the ranking stage brings its own section: every scalar figure."""
+    """The ranker on test pages against its baselines, and its calibration (simulator)."""
     ranking = metrics.get("ranking")
-    return scalar_table(ranking) if ranking else None
+    if not ranking:
+        return None
+    if "test" not in ranking or "baselines" not in ranking:
+        return scalar_table(ranking)
+
+    def row(name, figures):
+        cal = figures.get("calibration", {})
+        return (name, figures["weighted_per_user_loss"], figures["click_auc"],
+                cal.get("slope", "-"), cal.get("r2", "-"))
+
+    rows = [row("weighted LR ranker, exp(logit)", ranking["test"])]
+    names = {"candidate_generation_score": "candidate-generation score u·v",
+             "oracle_true_expected_watch_time": "oracle: true expected watch time"}
+    rows += [row(names.get(k, k), v) for k, v in ranking["baselines"].items()]
+    n = ranking["impressions"]
+    text = (f"Impressions: {ranking['source']}; train {n['train']:,}, validation "
+            f"{n['validation']:,}, test {n['test']:,}; best epoch {ranking['best_epoch']} of "
+            f"{ranking['epochs_run']}.\n\n"
+            + _table(("ranking by", "weighted per-user loss (lower is better)", "click AUC",
+                      "calibration slope", "calibration R²"), rows))
+    corrected = ranking["test"].get("calibration_corrected")
+    if corrected:
+        text += (f"\n\nWith the click head, exp(logit) (1 - P) has calibration slope "
+                 f"{corrected['slope']:.3f} (R² {corrected['r2']:.3f}): exp(logit) estimates "
+                 "E[T] / (1 - P), not E[T].")
+    if ranking.get("export"):
+        text += f"\n\nExport: `{ranking['export']}`"
+    path = plots.calibration(metrics, os.path.join(plots_dir, "calibration.png"))
+    return text + ("\n\n" + _image(plots_dir, path, "calibration by decile") if path else "")
 
 
 SECTIONS = [

@@ -43,10 +43,17 @@ def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
     warmup = [{n: features[n][:2] for n in model.scorer.input}]
     outputs = ["logit", "expected_watch_time"] + (
         ["click_probability", "expected_watch_time_corrected"] if model.config.click_head else [])
-    path = export_servable(RankerServable(model), base_dir, name,
-                           {**manifest, "inputs": signature, "outputs": outputs,
-                            "logit_offset": model.logit_offset,
-                            "ranking_config": dataclasses.asdict(model.config)},
-                           warmup_requests=warmup)
+    # Keras warns that the subclassed RankingModel has no get_config: the SavedModel serves the
+    # servable's signature, not a Keras config, so the warning is noise here.
+    logger, level = tf.get_logger(), tf.get_logger().level
+    logger.setLevel("ERROR")
+    try:
+        path = export_servable(RankerServable(model), base_dir, name,
+                               {**manifest, "inputs": signature, "outputs": outputs,
+                                "logit_offset": model.logit_offset,
+                                "ranking_config": dataclasses.asdict(model.config)},
+                               warmup_requests=warmup)
+    finally:
+        logger.setLevel(level)
     log(f"  exported {path}")
     return path
