@@ -116,6 +116,14 @@ def test_recommend_command_uses_the_exports(tmp_path, ml100k_dir):
     assert lines[0].startswith("user 42: 183 watches")
     top = [line for line in lines if re.match(r"^\s+\d+\.\s", line)]
     assert len(top) == 7
+    # --rerank: the ranker's expected watch time re-orders the retrieved candidates.
+    reranked = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
+                               str(tmp_path / "sm"), "--user-id", "42", "-k", "7", "--rerank"],
+                              capture_output=True, text=True)
+    assert reranked.returncode == 0, reranked.stderr[-2000:]
+    ranked = [line for line in reranked.stdout.splitlines() if re.match(r"^\s+\d+\.\s", line)]
+    scores = [float(line.split()[1]) for line in ranked]
+    assert len(ranked) == 7 and scores == sorted(scores, reverse=True) and scores[0] > 0
     missing = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
                               str(tmp_path / "sm"), "--user-id", "nobody"],
                              capture_output=True, text=True)

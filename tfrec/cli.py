@@ -49,6 +49,9 @@ def _parser():
     rec.add_argument("-k", type=int, default=10)
     rec.add_argument("--model", default="retrieval_brute_force",
                      choices=("retrieval_brute_force", "retrieval_scann"))
+    rec.add_argument("--rerank", action="store_true",
+                     help="re-rank the retrieved candidates by the exported ranker "
+                          "(expected watch time)")
     rec.add_argument("--events", default=None,
                      help="event folder (default: the exporting run's, from the manifest)")
 
@@ -95,9 +98,15 @@ def main(argv=None):
             run_pipeline(config, runs_dir=args.runs_dir, log=log, force=tuple(args.force),
                          progress=progress_wanted(args.quiet))
         elif args.command == "recommend":
-            from tfrec.serving.recommend import format_recommendations, recommend, titles
-            recent, recs, manifest = recommend(args.saved_models, args.user_id, args.k,
-                                               args.model, args.events)
+            from tfrec.serving.recommend import (format_recommendations, recommend, rerank,
+                                                 titles)
+            # With --rerank, the ranker re-orders all the retriever returns (its export k).
+            recent, recs, manifest = recommend(args.saved_models, args.user_id,
+                                               10 ** 6 if args.rerank else args.k, args.model,
+                                               args.events)
+            if args.rerank:
+                recs = rerank(args.saved_models, args.events or manifest["events_dir"],
+                              args.user_id, recs, args.k)
             names = titles(args.events or manifest["events_dir"])
             print(format_recommendations(args.user_id, recent, recs, names))
         elif args.command == "data" and args.data_command == "simulate":

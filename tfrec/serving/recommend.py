@@ -64,6 +64,40 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
     return recent, recs, manifest
 
 
+def rerank(saved_models, events_dir, user_id, candidates, k=10):
+    """Re-rank retrieved (video_id, retrieval score) pairs by the exported ranker.
+
+    The ranker's features are built for the candidates as impressions of one page shown now (one
+    second after the last event), from the same events the candidate generator used; the
+    retrieval score is the `cg_score` input when the ranker takes one. Returns [(video_id,
+    expected watch time)] best first (exp(logit) (1 - P) when the ranker has a click head).
+    """
+    from tfrec.data.schema import read_events
+    from tfrec.features.ranking_examples import build_ranking_examples
+    from tfrec.models.ranking_training import ranking_features
+    tf = require_keras2()
+    path = latest_version(os.path.join(saved_models, "ranker"))
+    with open(os.path.join(path, "manifest.json")) as f:
+        manifest = json.load(f)
+    events = read_events(events_dir)
+    now = int(max(events.watches["timestamp"].max(), events.impressions["timestamp"].max()
+                  if len(events.impressions) else 0)) + 1
+    ids = [v for v, _ in candidates]
+    page = pd.DataFrame({"user_id": str(user_id), "video_id": ids, "timestamp": now,
+                         "position": np.arange(1, len(ids) + 1), "clicked": 0,
+                         "watch_time": 0.0, "cg_score": [s for _, s in candidates]})
+    history = manifest["inputs"]["watch_history"]["shape"][1]
+    examples = build_ranking_examples(events, page, max_history=history)
+    features = ranking_features(examples, list(manifest["inputs"]), history)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    out = serve(**{name: tf.constant(features[name]) for name in manifest["inputs"]})
+    key = "expected_watch_time_corrected" if "expected_watch_time_corrected" in out else \
+        "expected_watch_time"
+    scores = out[key].numpy().reshape(-1)
+    order = np.argsort(-scores, kind="stable")[:k]
+    return [(str(examples["video_id"][i]), float(scores[i])) for i in order]
+
+
 def titles(events_dir):
     videos = pd.read_parquet(os.path.join(events_dir, "videos.parquet"))
     if "title" not in videos.columns:
