@@ -102,7 +102,7 @@ def main(argv=None):
                                                  titles)
             # With --rerank, the ranker re-orders all the retriever returns (its export k).
             recent, recs, manifest = recommend(args.saved_models, args.user_id,
-                                               10 ** 6 if args.rerank else args.k, args.model,
+                                               None if args.rerank else args.k, args.model,
                                                args.events)
             if args.rerank:
                 recs = rerank(args.saved_models, args.events or manifest["events_dir"],

@@ -5,6 +5,7 @@ runs/<name>/<stage>/ and returns its metrics, and a `load` function that reads t
 loads the stages whose inputs did not change instead of running them. To add a stage, write its
 two functions and append a `Stage(...)` to `pipeline_stages` after the stages it depends on.
 """
+import functools
 import hashlib
 import json
 import os
@@ -34,8 +35,10 @@ def evaluation_ks(config):
     return tuple(sorted(set(config.evaluation.ks) | set(CURVE_KS)))
 
 
+@functools.lru_cache(maxsize=2)
 def simulated_world(data_config):
-    """The simulator World behind the events (its ground truth), or None for logged data."""
+    """The simulator World behind the events (its ground truth), or None for logged data.
+    Built once per data config (stages share it)."""
     if data_config.format != "simulator":
         return None
     from tfrec.data.simulator import build_world, preset
@@ -145,14 +148,12 @@ def run_candidate_generation(ctx):
         progress=ctx.progress)
     world = simulated_world(ctx.config.data)
     if world is not None:  # ground truth: recall of the true top-K by affinity
-        from tfrec.evaluation.true_affinity import recall_of_true_top_k
+        from tfrec.evaluation.candidates import true_recall
         from tfrec.models.training import query_scorer
-        score = query_scorer(model, cg.tower)
-        for split in ("validation", "test"):
-            queries = getattr(examples, split)
-            result[split].update(recall_of_true_top_k(
-                lambda s, e: score(queries, s, e), queries, _corpus(ctx), world,
-                ks=ctx.config.evaluation.ks))
+        for split, truth in true_recall(query_scorer(model, cg.tower), examples, _corpus(ctx),
+                                        world, ctx.config.evaluation.ks).items():
+            truth.pop("queries")
+            result[split].update(truth)
     save_model_weights(model, ctx.path(WEIGHTS))
     write_projector(ctx.run_path("tensorboard", "projector"), model, events.videos)
     ctx.log(_test_line(result["test"]))

@@ -20,8 +20,19 @@ def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=Non
     result = {}
     for split in splits:
         queries = getattr(examples, split)
-        fn = (lambda q: lambda s, e: score(q, s, e))(queries)
-        result[split] = evaluate_next_watch(fn, queries, corpus_ids, ks=ks)
-        if world is not None:
-            result[split].update(recall_of_true_top_k(fn, queries, corpus_ids, world, ks=ks))
+        result[split] = evaluate_next_watch(lambda s, e: score(queries, s, e), queries,
+                                            corpus_ids, ks=ks)
+    if world is not None:
+        for split, truth in true_recall(score, examples, corpus_ids, world, ks, splits).items():
+            result[split].update(truth)
+    return result
+
+
+def true_recall(score, examples, corpus_ids, world, ks=(10, 50, 100), splits=SPLITS):
+    """{split: {true_recall@k..., queries}}: recall of the true top-K by affinity per split."""
+    result = {}
+    for split in splits:
+        queries = getattr(examples, split)
+        result[split] = recall_of_true_top_k(lambda s, e: score(queries, s, e), queries,
+                                             corpus_ids, world, ks=ks)
     return result

@@ -45,7 +45,8 @@ def user_request(events_dir, user_id, signature_inputs):
 
 
 def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events_dir=None):
-    """Returns (recent watches, [(video_id, score)]) for a user, from the SavedModel only."""
+    """Returns (recent watches, [(video_id, score)] (at most k; all the export returns when k is
+    None), manifest) for a user, from the SavedModel only."""
     tf = require_keras2()
     path = latest_version(os.path.join(saved_models, model))
     with open(os.path.join(path, "manifest.json")) as f:

@@ -81,10 +81,7 @@ class CandidateSources:
         weights = w.base_popularity * w.popularity_curve(day_start + DAY // 2 - w.upload)
         weights[w.upload > day_start] = 0.0
         self.popular_cdf = np.cumsum(weights)
-        # Fresh and personal use sorted upload times (per topic for personal).
-        self.by_upload, self.upload_sorted = index.by_upload, index.upload_sorted
-        self.topic_order, self.topic_keys = index.topic_order, index.topic_keys
-        self.topic_start = index.topic_start
+        self.index = index  # fresh and personal draws use the corpus sorted by upload time
         self.fresh_seconds = int(c.fresh_days * DAY)
 
     def popular(self, rng, n):
@@ -95,12 +92,12 @@ class CandidateSources:
                           len(self.popular_cdf) - 1)
 
     def fresh(self, rng, times):
-        lo = np.searchsorted(self.upload_sorted, times - self.fresh_seconds, side="left")
-        hi = np.searchsorted(self.upload_sorted, times, side="right")
+        lo = np.searchsorted(self.index.upload_sorted, times - self.fresh_seconds, side="left")
+        hi = np.searchsorted(self.index.upload_sorted, times, side="right")
         out = self.popular(rng, len(times))
         ok = hi > lo
         pick = lo[ok] + (rng.random(int(ok.sum())) * (hi[ok] - lo[ok])).astype(np.int64)
-        out[ok] = self.by_upload[pick]
+        out[ok] = self.index.by_upload[pick]
         return out
 
     def personal(self, rng, users, times, topics=None, tries=3):
@@ -108,14 +105,14 @@ class CandidateSources:
         w = self.world
         if topics is None:
             topics = user_topic_draw(w, rng, users)
-        lo = self.topic_start[topics]
-        hi = np.searchsorted(self.topic_keys, topics * _KEY_SCALE + (times - _KEY_ORIGIN),
+        lo = self.index.topic_start[topics]
+        hi = np.searchsorted(self.index.topic_keys, topics * _KEY_SCALE + (times - _KEY_ORIGIN),
                              side="right")
         out = self.popular(rng, len(users))
         ok = hi > lo
         n = int(ok.sum())
         picks = lo[ok, None] + (rng.random((n, tries)) * (hi - lo)[ok, None]).astype(np.int64)
-        candidates = self.topic_order[picks]
+        candidates = self.index.topic_order[picks]
         scores = w.affinity(np.repeat(users[ok], tries), candidates.ravel()).reshape(n, tries)
         out[ok] = candidates[np.arange(n), np.argmax(scores, axis=1)]
         return out
