@@ -157,7 +157,7 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
             cg.training, epochs=6, batch_size=128, learning_rate=0.005)),
         export=dataclasses.replace(config.export, enabled=False),
         ranking=dataclasses.replace(config.ranking, model=dataclasses.replace(
-            config.ranking.model, epochs=3)))
+            config.ranking.model, epochs=3, batch_size=1024)))
     metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None, report=False)
     assert metrics["data"]["impressions"] > 10_000 and metrics["data"]["searches"] > 500
     # The ranking stage trains on the logged impressions and is calibrated against the truth.
@@ -165,7 +165,11 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
     assert ranking["impressions"]["test"] > 1000
     assert 0 < ranking["test"]["weighted_per_user_loss"] < 0.5
     assert ranking["test"]["click_auc"] > 0.55
-    assert ranking["test"]["calibration"]["r2"] > 0.2
+    assert ranking["test"]["calibration"]["r2"] > 0.2, ranking["test"]["calibration"]
+    # exp(logit) estimates E[T] (every impression a negative, Platt-scaled on validation); the
+    # full-size run is in benchmarks/results/ranking_comparison_simulator.md.
+    assert 0.6 < ranking["test"]["calibration"]["slope"] < 1.4, ranking["test"]["calibration"]
+    assert ranking["logit_calibration"]["scale"] > 0
     assert ranking["baselines"]["oracle_true_expected_watch_time"]["weighted_per_user_loss"] < \
         ranking["test"]["weighted_per_user_loss"]
     pop, model = metrics["popularity"]["test"], metrics["retrieval"]["test"]

@@ -71,6 +71,28 @@ def test_exp_logit_is_the_watch_time_odds_and_negative_subsampling_is_corrected(
     np.testing.assert_allclose(got[0.5]["click_probability"], p, rtol=0.2)
 
 
+def test_every_impression_a_negative_learns_the_expected_watch_time_itself():
+    # Click rates up to 0.3: the paper's odds would overshoot E[T] by up to 1 / (1 - 0.3).
+    events, p = _page_world()
+    examples = build_ranking_examples(events, max_history=2)
+    train, validation, _ = split_by_time(examples, 0.2, 0.0)
+    probe = examples.take(np.unique(examples["video_id"], return_index=True)[1])
+    frame = pd.DataFrame({"v": train["video_id"], "w": train["watch_time"]})
+    expected = frame.groupby("v")["w"].mean().reindex(probe["video_id"]).to_numpy()  # E[T]
+    config = RankingConfig(features=("video_id",), hidden_units=(), embedding_dim=4,
+                           max_history=2, epochs=15, patience=15, batch_size=1024,
+                           learning_rate=0.03, negatives="all_impressions",
+                           negative_subsample_rate=0.5, calibrate=False,
+                           selection_metric="weighted_logistic_loss")
+    model, _ = train_ranker(train, validation, config, events.videos["video_id"], **QUIET)
+    out = predict_ranker(model, probe)
+    # Negatives kept with probability 1/2 weigh 2: exp(logit) is E[T], not 2 E[T] nor the odds.
+    assert np.all(np.abs(np.log(out["expected_watch_time"] / expected)) < 0.15), \
+        out["expected_watch_time"] / expected
+    assert "expected_watch_time_corrected" not in out  # nothing to correct
+    np.testing.assert_allclose(out["click_probability"], p, rtol=0.2)
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     events = simulated_world(n_users=150, pages_per_user=30)

@@ -13,7 +13,8 @@ from tfrec.data.schema import EventTables, coerce_table
 from tfrec.evaluation.ranking import (calibration, click_auc, page_ids,
                                       weighted_per_user_loss)
 from tfrec.features.ranking_examples import NEVER_SECONDS, build_ranking_examples
-from tfrec.losses.weighted_logistic import (WeightedLogisticLoss, watch_time_weights,
+from tfrec.losses.weighted_logistic import (WatchTimeLoss, WeightedLogisticLoss,
+                                            watch_time_loss, watch_time_weights,
                                             weighted_logistic_loss)
 from tfrec.models.layers import EmpiricalCDF, quantile_boundaries
 
@@ -49,6 +50,45 @@ def test_the_weighted_loss_is_minimised_where_the_odds_equal_total_watch_time_pe
                 clicked, tf.fill([10], logit), watch_time_weights(clicked, watch)))
         grad = float(tape.gradient(loss, logit))
         assert (abs(grad) < 1e-4) if sign == 0 else (np.sign(grad) == sign)
+
+
+def test_every_impression_a_negative_puts_the_optimum_at_the_expected_watch_time():
+    # The same group: E[T] = 90 / 10 per impression, whatever the click rate (here 0.3).
+    target = tf.constant([10.0, 20.0, 60.0] + [0.0] * 7)  # watch time if clicked, else 0
+    best = math.log(90.0 / 10)
+    for z, sign in ((best, 0), (best - 0.3, -1), (best + 0.3, 1)):
+        logit = tf.Variable(z)
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_sum(watch_time_loss(target, tf.fill([10], logit)))
+        grad = float(tape.gradient(loss, logit))
+        assert (abs(grad) < 1e-4) if sign == 0 else (np.sign(grad) == sign)
+    # Hand case through the TFRS task: t softplus(-z) + softplus(z), batch mean.
+    z = tf.constant([0.0, math.log(3.0)])
+    got = tfrs.tasks.Ranking(loss=WatchTimeLoss())(tf.constant([30.0, 0.0]), z).numpy()
+    assert got == pytest.approx((30 * math.log(2) + math.log(2) + math.log(4)) / 2, rel=1e-6)
+
+
+def test_logit_calibration_recovers_the_scale_and_shift_of_an_overconfident_model():
+    from tfrec.models.ranking_calibration import (fit_logit_calibration, objective,
+                                                  objective_weights)
+    rng = np.random.default_rng(0)
+    n = 200_000
+    true_logit = rng.normal(-2.0, 1.0, n)
+    p = 1 / (1 + np.exp(-true_logit))
+    clicked = (rng.random(n) < p).astype(int)
+    # An over-confident model: logits twice as spread, shifted by +1.
+    served = 2.0 * true_logit + 1.0
+    weights = objective_weights(clicked, np.ones(n), weighted=False)
+    scale, shift = fit_logit_calibration(served, *weights)
+    assert scale == pytest.approx(0.5, abs=0.03) and shift == pytest.approx(-0.5, abs=0.08)
+    assert scale > 0 and objective(scale * served + shift, *weights) < objective(served, *weights)
+    with pytest.raises(ValueError, match="both positive and negative"):
+        fit_logit_calibration(served, np.zeros(n), np.ones(n))
+    # The weights of each objective, per impression: (A, B).
+    a, b = objective_weights([1, 0], [30.0, 0.0])
+    np.testing.assert_allclose([a, b], [[30, 0], [0, 1]])
+    a, b = objective_weights([1, 0], [30.0, 0.0], negatives="all_impressions")
+    np.testing.assert_allclose([a, b], [[30, 0], [1, 1]])
 
 
 # --- the empirical-CDF normalisation ----------------------------------------------------------
@@ -244,6 +284,7 @@ def test_ranking_section_defaults_to_disabled_and_parses(tmp_path):
     ("model:\n    features: [video_id, colour]\n", "unknown \\['colour'\\]"),
     ("model:\n    hiden_units: [3]\n", "did you mean 'ranking.model.hidden_units'"),
     ("model:\n    selection_metric: auc\n", "'ranking.model.selection_metric' must be one of"),
+    ("model:\n    negatives: some\n", "'ranking.model.negatives' must be one of"),
     ("retrieved_impressions:\n    top_n: 5\n    negatives_per_page: 9\n", "must be <= 'top_n'"),
     ("test_fraction: 0.95\n", "'ranking.validation_fraction' and 'test_fraction'"),
     ("retrieved_impressions:\n    positive: maybe\n", "'ranking.retrieved_impressions.positive'"),

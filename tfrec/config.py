@@ -295,6 +295,7 @@ def _validate_ranking(stage, config, where):
     if m.l2 < 0:
         raise ConfigError(f"{where}: 'ranking.model.l2' must be >= 0")
     choices = {"model.optimizer": (m.optimizer, ("adam", "adagrad")),
+               "model.negatives": (m.negatives, ("not_clicked", "all_impressions")),
                "model.selection_metric": (m.selection_metric, ("weighted_per_user_loss",
                                                                "weighted_logistic_loss"))}
     for key, (value, allowed) in choices.items():

@@ -196,6 +196,15 @@ def section_ranking(metrics, config, plots_dir):
             f"{ranking['epochs_run']}.\n\n"
             + _table(("ranking by", "weighted per-user loss (lower is better)", "click AUC",
                       "calibration slope", "calibration R²"), rows))
+    model = ranking.get("config", {})
+    if model.get("negatives") == "all_impressions":
+        text += ("\n\nEvery impression is also a negative of weight 1 in training, so exp(logit) "
+                 "estimates E[T] itself.")
+    platt = ranking.get("logit_calibration")
+    if platt:
+        text += (f"\n\nServed logit = {platt['scale']:.3f} · logit + {platt['shift']:.3f}, fitted "
+                 f"on validation (training objective {platt['objective_before']:.4f} → "
+                 f"{platt['objective_after']:.4f}); the order of every page is unchanged.")
     corrected = ranking["test"].get("calibration_corrected")
     if corrected:
         text += (f"\n\nWith the click head, exp(logit) (1 - P) has calibration slope "

@@ -16,6 +16,14 @@ is known exactly when a click head estimates P (see `tfrec.models.ranking`).
 Negative subsampling. Keeping each negative with probability r divides N - k by r in expectation, so
 the odds learned on the subsample are E[T] / ((1 - P) r): add log(r) to the logit to undo it (or,
 equivalently, weight the kept negatives by 1 / r).
+
+Every impression a negative (`watch_time_loss`). When clicks are common the 1 / (1 - P) bias is
+large (a page's first slot is clicked far more often than 1 time in 10). Counting every impression
+as a negative of weight 1, and each clicked one also as a positive of weight T_i, the likelihood
+  sum_{clicked} T_i log p + N log(1 - p)
+is maximised at odds = sum_i T_i / N = E[T] exactly, for any P. Per impression, with the target
+t_i = T_i when clicked and 0 otherwise, the loss is t_i softplus(-z) + softplus(z). Subsampled
+negatives are weighted by 1 / r here (the shift by log(r) is exact only for the paper's loss).
 """
 from tfrec.keras_check import require_keras2
 
@@ -52,6 +60,24 @@ def weighted_logistic_loss(labels, logits, sample_weight=None):
     return per_example
 
 
+def watch_time_loss(watch_time_target, logits, sample_weight=None):
+    """[B] per-example loss of the every-impression-a-negative weighted LR (module docstring).
+
+    loss_i = w_i * (t_i * softplus(-z_i) + softplus(z_i)): minimised at exp(z) = E[t | x].
+
+    Args:
+      watch_time_target: [B] or [B, 1] t_i, seconds: the watch time when clicked, else 0.
+      logits: [B] or [B, 1].
+      sample_weight: [B] or None (weight 1).
+    """
+    target = tf.reshape(tf.cast(watch_time_target, tf.float32), [-1])
+    logits = tf.reshape(tf.cast(logits, tf.float32), [-1])
+    per_example = target * tf.nn.softplus(-logits) + tf.nn.softplus(logits)
+    if sample_weight is not None:
+        per_example *= tf.reshape(tf.cast(sample_weight, tf.float32), [-1])
+    return per_example
+
+
 class WeightedLogisticLoss(tf.keras.losses.Loss):
     """Weighted BCE from logits as a Keras loss: sum_i w_i * bce_i / B (the batch mean).
 
@@ -69,3 +95,18 @@ class WeightedLogisticLoss(tf.keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         return weighted_logistic_loss(y_true, y_pred)
+
+
+class WatchTimeLoss(tf.keras.losses.Loss):
+    """`watch_time_loss` as a Keras loss (batch mean, as WeightedLogisticLoss): y_true is the
+    watch-time target t (seconds, 0 when not clicked), y_pred the logit."""
+
+    def __init__(self, name="watch_time_loss", **kwargs):
+        kwargs.setdefault("reduction", tf.keras.losses.Reduction.NONE)
+        super().__init__(name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        return tf.reduce_mean(watch_time_loss(y_true, y_pred, sample_weight))
+
+    def call(self, y_true, y_pred):
+        return watch_time_loss(y_true, y_pred)

@@ -95,9 +95,15 @@ class RankingConfig:
       language_dim: language embedding width (user and video language share it).
       weighted: weight clicked impressions by watch time (the paper); False trains on clicks
         alone (the click-trained baseline: its exp(logit) are click odds, not watch times).
+      negatives: not_clicked (the paper: the odds exp(logit) are E[T] / (1 - P)) |
+        all_impressions (every impression is also a negative of weight 1: the odds are E[T]
+        exactly, however often pages are clicked; see tfrec.losses.weighted_logistic).
       click_head: a second logistic head on clicks (unweighted) giving click_probability.
       negative_subsample_rate: r in (0, 1]: keep each training negative with probability r; the
-        served logits are corrected by + log(r).
+        served logits are corrected by + log(r) (kept negatives weigh 1 / r instead with
+        negatives = all_impressions).
+      calibrate: fit served logit = scale * logit + shift on validation, minimising the training
+        objective (Platt scaling; never reorders a page), see tfrec.models.ranking_calibration.
       quantiles: buckets of the empirical-CDF normalisation.
       max_history: watch history width (= the candidate generator's).
       epochs, patience: most epochs; stop after `patience` epochs without a better validation
@@ -115,8 +121,10 @@ class RankingConfig:
     embedding_dim: int = 32
     language_dim: int = 8
     weighted: bool = True
+    negatives: str = "not_clicked"
     click_head: bool = True
     negative_subsample_rate: float = 1.0
+    calibrate: bool = True
     quantiles: int = 100
     max_history: int = 50
     epochs: int = 10

@@ -14,13 +14,16 @@ head, weighted by watch time) and click_logit [B] (the optional unweighted click
 `RankingModel` (a tfrs.Model) trains them with two `tfrs.tasks.Ranking` tasks: the weighted BCE
 (`tfrec.losses.weighted_logistic`) on the watch head, and plain BCE on the click head. Its `call`
 gives the serving outputs:
-  logit               [B] the watch head's logit + log(r)
-  expected_watch_time [B] exp(logit), seconds: the learned odds, E[T] / (1 - P) ≈ E[T]
+  logit               [B] scale * (the watch head's logit + log(r)) + shift
+  expected_watch_time [B] exp(logit), seconds: the learned odds; E[T] / (1 - P) ≈ E[T] with the
+                      paper's negatives (not_clicked), E[T] with negatives = all_impressions
   click_probability   [B] sigmoid(click_logit + log(r)) (click head only)
-  expected_watch_time_corrected [B] exp(logit) * (1 - click_probability) (click head only):
-                      the odds are E[T] / (1 - P), so this removes their 1 / (1 - P) bias
+  expected_watch_time_corrected [B] exp(logit) * (1 - click_probability) (click head and the
+                      paper's negatives only): removes the odds' 1 / (1 - P) bias
 where r is the negative subsampling rate of training: keeping negatives with probability r
-multiplies the learned odds by 1 / r (see the loss module), and + log(r) undoes it.
+multiplies the paper's learned odds by 1 / r (see the loss module), and + log(r) undoes it (with
+all_impressions the kept negatives weigh 1 / r instead). scale and shift are 1 and 0 until
+`calibrate` fits them on validation (`tfrec.models.ranking_calibration`).
 Metrics: click AUC, never weighted by watch time (FIELD_NOTES pitfall 14): the click task gets no
 sample weights; without a click head it only measures the watch logit's AUC (its loss unused).
 """
@@ -31,7 +34,8 @@ import tensorflow_recommenders as tfrs
 
 from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, INDICATOR_FEATURES
 from tfrec.keras_check import require_keras2
-from tfrec.losses.weighted_logistic import WeightedLogisticLoss, watch_time_weights
+from tfrec.losses.weighted_logistic import (WatchTimeLoss, WeightedLogisticLoss,
+                                            watch_time_weights)
 from tfrec.models.config import RANKING_FEATURES as FEATURES
 from tfrec.models.config import RankingConfig  # noqa: F401  (re-exported)
 from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries, relu_tower
@@ -123,8 +127,16 @@ class RankingModel(tfrs.Model):
         super().__init__()
         self.scorer = scorer
         self.config = config
-        self.logit_offset = math.log(config.negative_subsample_rate)
-        self.watch_task = tfrs.tasks.Ranking(loss=WeightedLogisticLoss(), name="watch_task")
+        self.every_impression_negative = config.weighted and config.negatives == "all_impressions"
+        # The click head always learns on subsampled negatives: + log(r) corrects it. The watch
+        # head needs it only with the paper's negatives (all_impressions reweighs them instead).
+        self.click_logit_offset = math.log(config.negative_subsample_rate)
+        self.logit_offset = 0.0 if self.every_impression_negative else self.click_logit_offset
+        self.logit_scale = tf.Variable(1.0, trainable=False, name="logit_scale")
+        self.logit_shift = tf.Variable(0.0, trainable=False, name="logit_shift")
+        self.watch_task = tfrs.tasks.Ranking(
+            loss=WatchTimeLoss() if self.every_impression_negative else WeightedLogisticLoss(),
+            name="watch_task")
         self.click_task = tfrs.tasks.Ranking(
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[tf.keras.metrics.AUC(from_logits=True, name="click_auc")], name="click_task")
@@ -135,22 +147,40 @@ class RankingModel(tfrs.Model):
     def compute_loss(self, features, training=False):
         out = self.scorer(self._inputs(features), training=training)
         clicked = features["clicked"]
-        weight = watch_time_weights(clicked, features["watch_time"]) if self.config.weighted \
-            else None
-        loss = self.watch_task(clicked, out["logit"], sample_weight=weight, training=training)
+        if self.every_impression_negative:
+            target = tf.cast(clicked, tf.float32) * tf.cast(features["watch_time"], tf.float32)
+            weight = None
+            if self.config.negative_subsample_rate < 1:
+                weight = tf.where(tf.cast(clicked, tf.bool), 1.0,
+                                  1.0 / self.config.negative_subsample_rate)
+            loss = self.watch_task(target, out["logit"], sample_weight=weight, training=training)
+        else:
+            weight = watch_time_weights(clicked, features["watch_time"]) \
+                if self.config.weighted else None
+            loss = self.watch_task(clicked, out["logit"], sample_weight=weight, training=training)
         if self.config.click_head:
             return loss + self.click_task(clicked, out["click_logit"], training=training)
         self.click_task(clicked, out["logit"], training=training)  # AUC only; loss unused
         return loss
 
+    def served_output_names(self):
+        """Names of `call`'s outputs, in order."""
+        names = ["logit", "expected_watch_time"]
+        if self.config.click_head:
+            names.append("click_probability")
+            if not self.every_impression_negative:
+                names.append("expected_watch_time_corrected")
+        return names
+
     def call(self, features, training=False):
         out = self.scorer(self._inputs(features), training=training)
-        logit = out["logit"] + self.logit_offset
+        logit = self.logit_scale * (out["logit"] + self.logit_offset) + self.logit_shift
         served = {"logit": logit, "expected_watch_time": tf.exp(logit)}
         if self.config.click_head:
-            served["click_probability"] = tf.sigmoid(out["click_logit"] + self.logit_offset)
-            served["expected_watch_time_corrected"] = served["expected_watch_time"] * (
-                1.0 - served["click_probability"])
+            served["click_probability"] = tf.sigmoid(out["click_logit"] + self.click_logit_offset)
+            if not self.every_impression_negative:
+                served["expected_watch_time_corrected"] = served["expected_watch_time"] * (
+                    1.0 - served["click_probability"])
         return served
 
 

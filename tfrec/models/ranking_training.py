@@ -13,8 +13,8 @@ from tfrec.evaluation.ranking import calibration, evaluate_ranking
 from tfrec.features.dataset import padded_features
 from tfrec.features.example_set import ExampleSet
 from tfrec.keras_check import require_keras2
-from tfrec.losses.weighted_logistic import watch_time_weights, weighted_logistic_loss
 from tfrec.models.ranking import build_ranking_model
+from tfrec.models.ranking_calibration import fit_logit_calibration, objective, objective_weights
 from tfrec.models.training import _optimizer, fit_choosing_epoch
 
 tf = require_keras2()
@@ -61,17 +61,33 @@ def predict_ranker(model, examples, batch_size=4096):
     return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
 
 
+def _objective_weights(model, examples):
+    return objective_weights(examples["clicked"], examples["watch_time"], model.config.weighted,
+                             model.config.negatives)
+
+
+def calibrate_ranker(model, validation_examples):
+    """Fit the model's logit scale and shift on validation (`tfrec.models.ranking_calibration`);
+    returns {"scale", "shift", "objective_before", "objective_after"}."""
+    model.logit_scale.assign(1.0)
+    model.logit_shift.assign(0.0)
+    logits = predict_ranker(model, validation_examples)["logit"]
+    weights = _objective_weights(model, validation_examples)
+    scale, shift = fit_logit_calibration(logits, *weights)
+    model.logit_scale.assign(scale)
+    model.logit_shift.assign(shift)
+    return {"scale": scale, "shift": shift, "objective_before": objective(logits, *weights),
+            "objective_after": objective(scale * logits + shift, *weights)}
+
+
 def evaluate_ranker(model, examples, true_expected_column=None):
     """`evaluate_ranking` of the model's logit (ranking) and exp(logit) (calibration), plus the
-    mean weighted logistic loss of the served logit (the training objective, all negatives)."""
+    mean training objective of the served logit on all impressions (`weighted_logistic_loss`)."""
     out = predict_ranker(model, examples)
     metrics = evaluate_ranking(examples, out["logit"], out["expected_watch_time"],
                                true_expected_column)
-    clicked = np.asarray(examples["clicked"])
-    weights = watch_time_weights(clicked, np.asarray(examples["watch_time"])) \
-        if model.config.weighted else None
-    metrics["weighted_logistic_loss"] = float(np.mean(
-        weighted_logistic_loss(clicked, out["logit"], weights).numpy()))
+    metrics["weighted_logistic_loss"] = objective(out["logit"], *_objective_weights(model,
+                                                                                    examples))
     if true_expected_column is not None and "expected_watch_time_corrected" in out:
         metrics["calibration_corrected"] = calibration(out["expected_watch_time_corrected"],
                                                        examples[true_expected_column])
@@ -114,8 +130,14 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
 
     best_epoch, history, train_seconds = fit_choosing_epoch(
         model, train_ds, config.epochs, config.patience, validate)
+    calibration = None
+    if config.calibrate:
+        calibration = calibrate_ranker(model, validation_examples)
+        log("  calibrated on validation: served logit = {scale:.3f} * logit + {shift:.3f} "
+            "(objective {objective_before:.4f} -> {objective_after:.4f})".format(**calibration))
     result = {
         "best_epoch": best_epoch,
+        "logit_calibration": calibration,
         "epochs_run": len(history),
         "train_impressions": int(len(train_examples)),
         "train_impressions_used": int(len(kept)),

@@ -41,8 +41,7 @@ def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
     signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
                  for n, s in serving_signature(model.scorer).items()}
     warmup = [{n: features[n][:2] for n in model.scorer.input}]
-    outputs = ["logit", "expected_watch_time"] + (
-        ["click_probability", "expected_watch_time_corrected"] if model.config.click_head else [])
+    outputs = list(model.served_output_names())
     # Keras warns that the subclassed RankingModel has no get_config: the SavedModel serves the
     # servable's signature, not a Keras config, so the warning is noise here.
     logger, level = tf.get_logger(), tf.get_logger().level
@@ -51,6 +50,8 @@ def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
         path = export_servable(RankerServable(model), base_dir, name,
                                {**manifest, "inputs": signature, "outputs": outputs,
                                 "logit_offset": model.logit_offset,
+                                "logit_scale": float(model.logit_scale.numpy()),
+                                "logit_shift": float(model.logit_shift.numpy()),
                                 "ranking_config": dataclasses.asdict(model.config)},
                                warmup_requests=warmup)
     finally:
