@@ -208,12 +208,17 @@ def test_a_run_killed_during_training_resumes_to_the_same_metrics(tmp_path, ml10
     runs = tmp_path / "killed"
     proc = subprocess.Popen(_tfrec(str(config), "--runs-dir", str(runs)),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     checkpoints = runs / "resume" / "checkpoints"
-    while time.time() < deadline and proc.poll() is None and not (
-            checkpoints.exists() and any(p.name == "ckpt-1.index"
-                                         for p in checkpoints.rglob("ckpt-1.index"))):
+
+    def epoch_1_saved():
+        # The manager writes its `checkpoint` state file after the ckpt-1 files: kill only once a
+        # resume can find it (killing between the two would restart from scratch, rightly).
+        return checkpoints.exists() and any("ckpt-1" in p.read_text(errors="ignore")
+                                            for p in checkpoints.rglob("checkpoint"))
+    while time.time() < deadline and proc.poll() is None and not epoch_1_saved():
         time.sleep(0.05)
+    assert epoch_1_saved(), "the run never checkpointed epoch 1"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
