@@ -202,7 +202,7 @@ def section_ranking(metrics, config, plots_dir):
                  "estimates E[T] itself.")
     platt = ranking.get("logit_calibration")
     if platt:
-        text += (f"\n\nServed logit = {platt['scale']:.3f} · logit + {platt['shift']:.3f}, fitted "
+        text += (f"\n\nServed logit = {platt['scale']:.3f} · logit {platt['shift']:+.3f}, fitted "
                  f"on validation (training objective {platt['objective_before']:.4f} → "
                  f"{platt['objective_after']:.4f}); the order of every page is unchanged.")
     corrected = ranking["test"].get("calibration_corrected")

@@ -133,7 +133,7 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
     calibration = None
     if config.calibrate:
         calibration = calibrate_ranker(model, validation_examples)
-        log("  calibrated on validation: served logit = {scale:.3f} * logit + {shift:.3f} "
+        log("  calibrated on validation: served logit = {scale:.3f} * logit {shift:+.3f} "
             "(objective {objective_before:.4f} -> {objective_after:.4f})".format(**calibration))
     result = {
         "best_epoch": best_epoch,
