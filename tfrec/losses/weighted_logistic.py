@@ -78,35 +78,42 @@ def watch_time_loss(watch_time_target, logits, sample_weight=None):
     return per_example
 
 
-class WeightedLogisticLoss(tf.keras.losses.Loss):
-    """Weighted BCE from logits as a Keras loss: sum_i w_i * bce_i / B (the batch mean).
+class _BatchMeanLoss(tf.keras.losses.Loss):
+    """A per-example loss function as a Keras loss: sum_i loss_i / B (the batch mean).
 
     The mean over the batch (not over the weights) keeps every impression's contribution
-    proportional to its weight whatever batch it lands in, so the optimum is the one derived in
-    the module docstring. For `tfrs.tasks.Ranking(loss=WeightedLogisticLoss())`.
+    proportional to its weight whatever batch it lands in, so the optima are the ones derived in
+    the module docstring. Subclasses set `per_example` (labels, logits, sample_weight) -> [B].
     """
 
-    def __init__(self, name="weighted_logistic_loss", **kwargs):
+    per_example = None
+
+    def __init__(self, name, **kwargs):
         kwargs.setdefault("reduction", tf.keras.losses.Reduction.NONE)
         super().__init__(name=name, **kwargs)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        return tf.reduce_mean(weighted_logistic_loss(y_true, y_pred, sample_weight))
+        return tf.reduce_mean(type(self).per_example(y_true, y_pred, sample_weight))
 
     def call(self, y_true, y_pred):
-        return weighted_logistic_loss(y_true, y_pred)
+        return type(self).per_example(y_true, y_pred)
 
 
-class WatchTimeLoss(tf.keras.losses.Loss):
-    """`watch_time_loss` as a Keras loss (batch mean, as WeightedLogisticLoss): y_true is the
-    watch-time target t (seconds, 0 when not clicked), y_pred the logit."""
+class WeightedLogisticLoss(_BatchMeanLoss):
+    """`weighted_logistic_loss` (weighted BCE from logits) as a Keras loss, for
+    `tfrs.tasks.Ranking(loss=WeightedLogisticLoss())`."""
+
+    per_example = staticmethod(weighted_logistic_loss)
+
+    def __init__(self, name="weighted_logistic_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+
+class WatchTimeLoss(_BatchMeanLoss):
+    """`watch_time_loss` as a Keras loss: y_true is the watch-time target t (seconds, 0 when not
+    clicked), y_pred the logit."""
+
+    per_example = staticmethod(watch_time_loss)
 
     def __init__(self, name="watch_time_loss", **kwargs):
-        kwargs.setdefault("reduction", tf.keras.losses.Reduction.NONE)
         super().__init__(name=name, **kwargs)
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        return tf.reduce_mean(watch_time_loss(y_true, y_pred, sample_weight))
-
-    def call(self, y_true, y_pred):
-        return watch_time_loss(y_true, y_pred)
