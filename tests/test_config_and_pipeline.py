@@ -83,12 +83,17 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
     assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
-                                         "candidate_generation", "export", "ranking"}
+                                         "candidate_generation", "export", "ranking", "publish"}
     assert on_disk["ranking"]["impressions"]["test"] > 1000
-    assert os.path.isdir(on_disk["ranking"]["export"])
     assert on_disk["ann"]["recall@10_vs_exact"] > 0.99  # small corpus: ScaNN scores exactly
-    assert sorted(on_disk["exports"]) == ["retrieval_brute_force", "retrieval_scann",
-                                          "user_tower"]
+    # One version set: every servable, the ranker included, at one number, pinned in models.config.
+    exports = on_disk["exports"]
+    assert sorted(exports["models"]) == ["ranker", "retrieval_brute_force", "retrieval_scann",
+                                         "user_tower"]
+    assert {os.path.basename(p) for p in exports["models"].values()} == {str(exports["version"])}
+    assert all(os.path.isdir(p) for p in exports["models"].values())
+    served = open(exports["models_config"]).read()
+    assert served.count(f"specific {{ versions: {exports['version']} }}") == 4
     retrieval = on_disk["retrieval"]
     assert retrieval["epochs_run"] == 2 and retrieval["test"]["queries"] == 943
     assert retrieval["test"]["recall@100"] > test["recall@100"]

@@ -74,7 +74,7 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     exporting = dataclasses.replace(tiny_config, export=dataclasses.replace(
         tiny_config.export, enabled=True))
     first, ran, cached = _run(exporting, tmp_path)
-    stages = {"events", "examples", "popularity", "candidate_generation", "export"}
+    stages = {"events", "examples", "popularity", "candidate_generation", "export", "publish"}
     assert ran == stages and not cached
     again, ran, cached = _run(exporting, tmp_path)
     assert cached == stages and not ran
@@ -85,10 +85,12 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     # (rebuilt from the data and its saved weights).
     fewer = dataclasses.replace(exporting, export=dataclasses.replace(exporting.export, k=5))
     exported, ran, cached = _run(fewer, tmp_path)
-    assert ran == {"export"} and cached == stages - {"export"}
-    manifest = json.loads(open(os.path.join(exported["exports"]["user_tower"],
+    assert ran == {"export", "publish"} and cached == stages - {"export", "publish"}
+    manifest = json.loads(open(os.path.join(exported["exports"]["models"]["user_tower"],
                                             "manifest.json")).read())
     assert manifest["k"] == 5 and manifest["retrieval_test"] == first["retrieval"]["test"]
+    # The new set is one number for every servable, the next after the first run's.
+    assert exported["exports"]["version"] == first["exports"]["version"] + 1 == manifest["version"]
     from tfrec.models.training import evaluate_model, load_model
     from tfrec.pipeline import load_examples, load_events_stage
     from tfrec.stages import StageContext

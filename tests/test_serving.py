@@ -152,7 +152,10 @@ def test_warmup_records_parse_and_manifest_and_models_config(exported):
         assert manifest["name"] == name and manifest["run"] == "test"
         assert manifest["requires_scann_ops"] == (name == "retrieval_scann")
     config = open(os.path.join(base, "models.config")).read()
+    version = out["version"]
     assert all(f'name: "{n}"' in config for n in NAMES)
+    assert config.count(f"model_version_policy {{ specific {{ versions: {version} }} }}") == 3
+    assert {os.path.basename(p) for p in out["paths"].values()} == {str(version)}
 
 
 def test_versions_increase_and_a_failed_export_leaves_nothing(exported, tmp_path, monkeypatch):
@@ -171,9 +174,28 @@ def test_versions_increase_and_a_failed_export_leaves_nothing(exported, tmp_path
         export_module.export_servable(module, str(tmp_path), "m", {},
                                       warmup_requests=[{"x": np.zeros(1)}])
     assert sorted(os.listdir(tmp_path / "m")) == ["1", "2"]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".staging-")]
 
 
-def test_export_killed_with_sigkill_leaves_no_version(exported, tmp_path):
+def test_a_model_with_non_finite_weights_is_never_exported(exported, tmp_path):
+    model, _, _, _ = exported
+    from tfrec.models.finite import NonFiniteError
+    from tfrec.serving.candidate_exports import UserTowerServable
+    weight = model.user_tower.trainable_variables[0]
+    saved = weight.numpy()
+    broken = saved.copy()
+    broken.flat[0] = np.nan
+    weight.assign(broken)
+    try:
+        with pytest.raises(NonFiniteError, match=r"user_tower: variable '.+' holds 1 non-finite"):
+            export_module.export_servable(UserTowerServable(model.user_tower), str(tmp_path),
+                                          "user_tower", {})
+    finally:
+        weight.assign(saved)
+    assert not os.path.exists(tmp_path / "user_tower" / "1")
+
+
+def test_export_killed_with_sigkill_while_saving_leaves_no_version(exported, tmp_path):
     """A real kill -9 while saving: only a hidden staging folder may remain, never a version."""
     _, _, _, out = exported
     code = (
@@ -181,7 +203,6 @@ def test_export_killed_with_sigkill_leaves_no_version(exported, tmp_path):
         "import tfrec\n"
         "import tensorflow as tf\n"
         "from tfrec.serving import export\n"
-        "real = export.write_warmup_requests\n"
         "def die(*a, **k):\n"
         "    os.kill(os.getpid(), signal.SIGKILL)\n"
         "export.write_warmup_requests = die\n"
@@ -194,9 +215,9 @@ def test_export_killed_with_sigkill_leaves_no_version(exported, tmp_path):
     run = subprocess.run([sys.executable, "-c", code, out["paths"]["user_tower"], str(tmp_path)],
                          capture_output=True, text=True)
     assert run.returncode == -9, run.stderr[-2000:]
-    left = os.listdir(tmp_path / "killed")
-    assert left and all(name.startswith(".incomplete-") for name in left)
-    assert export_module.next_version(str(tmp_path / "killed")) == 1
+    left = os.listdir(tmp_path)
+    assert left and all(name.startswith(".") for name in left)
+    assert not os.path.exists(tmp_path / "killed")
 
 
 def test_scann_tuning_reaches_the_target_recall_with_a_real_tree():

@@ -9,8 +9,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import tfrec  # noqa: E402  (selects Keras 2 before anything imports TensorFlow)
 from tfrec.config import ConfigError, load_config, to_dict  # noqa: E402
-from tfrec.data.errors import DataError  # noqa: E402
-from tfrec.data.fetch import DATASETS, FetchError, fetch_movielens_100k  # noqa: E402
+from tfrec.data.fetch import DATASETS, fetch_movielens_100k  # noqa: E402
+from tfrec.errors import user_error_message  # noqa: E402
 
 
 def _parser():
@@ -27,7 +27,7 @@ def _parser():
     run.add_argument("--force", action="append", default=[], metavar="STAGE",
                      help="redo STAGE and every stage after it that depends on it, even if "
                           "cached (repeatable); stages: events, examples, popularity, "
-                          "candidate_generation, export")
+                          "candidate_generation, export, ranking, publish")
 
     data = sub.add_parser("data", help="data commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -59,7 +59,37 @@ def _parser():
     config_sub = config.add_subparsers(dest="config_command", required=True)
     show = config_sub.add_parser("show", help="print a config with every default filled in")
     show.add_argument("config")
+
+    versions = sub.add_parser("versions", help="the exported version sets (every servable of "
+                              "a run at one version number)")
+    versions_sub = versions.add_subparsers(dest="versions_command", required=True)
+    listing = versions_sub.add_parser("list", help="the kept sets; * marks the one "
+                                      "models.config serves")
+    listing.add_argument("--saved-models", default="saved_models")
+    use = versions_sub.add_parser("use", help="point models.config at an older complete set "
+                                  "(roll back) or a newer one")
+    use.add_argument("version", type=int)
+    use.add_argument("--saved-models", default="saved_models")
     return parser
+
+
+def _versions(args):
+    from tfrec.serving import version_sets
+    if args.versions_command == "use":
+        path = version_sets.use_version(args.saved_models, args.version)
+        print(f"{path} now serves version set {args.version}")
+        return
+    sets = version_sets.version_sets(args.saved_models)
+    if not sets:
+        raise version_sets.VersionSetError(f"{args.saved_models}: no published version set")
+    try:
+        served = version_sets.served_set(args.saved_models)["version"]
+    except version_sets.VersionSetError:
+        served = None
+    for entry in sets:
+        mark = "*" if entry["version"] == served else " "
+        print(f"{mark} {entry['version']:>4}  {entry['published_at']}  run {entry['run']}: "
+              f"{', '.join(entry['servables'])}")
 
 
 def _simulate(args):
@@ -116,8 +146,13 @@ def main(argv=None):
         elif args.command == "config":
             import yaml
             print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
-    except (ConfigError, DataError, FetchError, FileNotFoundError, KeyError) as err:
-        print(f"tfrec: error: {err}", file=sys.stderr)
+        elif args.command == "versions":
+            _versions(args)
+    except Exception as err:  # noqa: BLE001  (what a user can fix is one line; a bug re-raises)
+        message = user_error_message(err)
+        if message is None:
+            raise
+        print(f"tfrec: error: {message}", file=sys.stderr)
         return 2
     return 0
 

@@ -5,6 +5,7 @@ valid key when there is one) and the file.
 """
 import dataclasses
 import difflib
+import math
 import re
 import typing
 
@@ -82,12 +83,14 @@ class ExportConfig:
       saved_models_dir: export base folder (relative to the working directory).
       k: results per retrieval request.
       target_recall: ScaNN is tuned to this recall@k against exact search.
+      keep_versions: version sets kept in saved_models_dir (the newest; older ones are deleted).
     """
 
     enabled: bool = True
     saved_models_dir: str = "saved_models"
     k: int = 100
     target_recall: float = 0.95
+    keep_versions: int = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +156,10 @@ def _check_type(value, annotation, key, where):
         return float(value)
     if annotation is int and isinstance(value, bool) or not isinstance(value, annotation):
         raise ConfigError(f"{where}: '{key}' must be {annotation.__name__}, got {value!r}")
+    # YAML reads .nan and .inf as floats, and `value <= 0` is False for NaN: refuse them here,
+    # once, so no range check below can be fooled by one.
+    if annotation is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: '{key}' must be a finite number, got {value!r}")
     return value
 
 
@@ -261,6 +268,8 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'export.enabled' needs 'candidate_generation.enabled'")
     if not 0 < config.export.target_recall <= 1 or config.export.k < 1:
         raise ConfigError(f"{where}: 'export.target_recall' must be in (0, 1] and 'export.k' >= 1")
+    if config.export.keep_versions < 1:
+        raise ConfigError(f"{where}: 'export.keep_versions' must be >= 1")
     if not config.evaluation.ks or min(config.evaluation.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
     _validate_ranking(config.ranking, config, where)
@@ -314,6 +323,30 @@ def _validate_ranking(stage, config, where):
     if stage.enabled and "cg_score" in m.features and not config.candidate_generation.enabled:
         raise ConfigError(f"{where}: 'ranking.model.features' cg_score needs "
                           "'candidate_generation.enabled'")
+
+
+def check_against_data(config, metrics):
+    """Rules that need the data, checked as soon as its facts are in the run's metrics (right
+    after the events and examples stages, before any training): a ConfigError otherwise.
+
+    Args:
+      metrics: the run's metrics so far; uses `data.videos` and `examples.train` when present.
+    """
+    videos = metrics.get("data", {}).get("videos")
+    train = metrics.get("examples", {}).get("train")
+    cg, where = config.candidate_generation, f"config '{config.name}'"
+    if videos is not None and cg.enabled and config.export.enabled and config.export.k > videos:
+        raise ConfigError(f"{where}: 'export.k' ({config.export.k}) is more than the {videos} "
+                          f"videos in the data; set export.k <= {videos}")
+    top_n = config.ranking.retrieved_impressions.top_n
+    if videos is not None and cg.enabled and config.ranking.enabled and top_n > videos:
+        raise ConfigError(f"{where}: 'ranking.retrieved_impressions.top_n' ({top_n}) is more "
+                          f"than the {videos} videos in the data; set it <= {videos}")
+    if train is not None and cg.enabled and cg.training.batch_size > train:
+        raise ConfigError(f"{where}: 'candidate_generation.training.batch_size' "
+                          f"({cg.training.batch_size}) is more than the {train} training "
+                          f"examples (the last partial batch is dropped, so no step would run); "
+                          f"set it <= {train}")
 
 
 def load_config(path):

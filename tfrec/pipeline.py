@@ -16,13 +16,14 @@ import pandas as pd
 import yaml
 
 import tfrec
-from tfrec.config import to_dict
+from tfrec.config import check_against_data, to_dict
 from tfrec.data import fetch, movielens, schema
 from tfrec.evaluation.candidates import evaluate_candidates
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.local_driver import CandidateExamples, build_candidate_examples
 from tfrec.models.popularity import Popularity
 from tfrec.progress import progress_bar, progress_callback
+from tfrec.run_lock import run_folder_lock
 from tfrec.stages import Stage, run_stages, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -130,6 +131,7 @@ def run_popularity(ctx):
 # -- candidate generation -------------------------------------------------------------------------
 
 WEIGHTS = "weights/model"  # TensorFlow checkpoint prefix inside the stage folder
+SERVABLES = "servables"  # saved (unversioned) servables inside the export and ranking folders
 
 
 def run_candidate_generation(ctx):
@@ -172,8 +174,9 @@ def load_candidate_generation(ctx):
 # -- export ---------------------------------------------------------------------------------------
 
 def run_export(ctx):
+    """Save the retrieval servables into the stage folder; the publish stage versions them."""
     from tfrec.features.dataset import padded_features
-    from tfrec.serving.candidate_exports import export_candidate_generation
+    from tfrec.serving.candidate_exports import save_candidate_generation
     config, examples, corpus = ctx.config, ctx.inputs["examples"], _corpus(ctx)
     tower = config.candidate_generation.tower
     features = padded_features(examples.validation, tower.max_history, tower.max_search_tokens)
@@ -185,23 +188,55 @@ def run_export(ctx):
         "video_vocabulary_sha256": hashlib.sha256("\n".join(map(str, corpus)).encode()).hexdigest(),
         "retrieval_test": ctx.metrics["retrieval"]["test"],
     }
-    out = export_candidate_generation(
-        ctx.inputs["candidate_generation"], config.export.saved_models_dir, features, manifest,
+    out = save_candidate_generation(
+        ctx.inputs["candidate_generation"], ctx.path(SERVABLES), features, manifest,
         k=config.export.k, target_recall=config.export.target_recall, log=ctx.log)
     ann = out["ann"]
     ctx.log(f"  ScaNN recall@10 vs exact {ann['recall@10_vs_exact']:.4f}, brute force "
             f"{ann['brute_force_qps']:.0f} q/s, ScaNN {ann['scann_qps']:.0f} q/s")
-    return {"ann": ann, "exports": out["paths"]}
+    return {"ann": ann}
 
 
 def load_export(ctx):
-    """The export folders (a cached export is stale once someone deleted its versions)."""
-    with open(ctx.path("stage.json")) as f:
-        paths = json.load(f)["metrics"]["exports"]
+    """{servable name: its saved folder} (not yet versioned; the publish stage versions them)."""
+    from tfrec.serving.candidate_exports import NAMES
+    paths = {name: ctx.path(SERVABLES, name) for name in NAMES}
     missing = [p for p in paths.values() if not os.path.isdir(p)]
     if missing:
-        raise FileNotFoundError(f"exported version {missing[0]} is gone")
+        raise FileNotFoundError(f"saved servable {missing[0]} is gone")
     return paths
+
+
+# -- publish --------------------------------------------------------------------------------------
+
+def run_publish(ctx):
+    """Publish the run's servables (retrieval and, when it ran, the ranker) as one version set
+    of export.saved_models_dir, models.config pinned to it (`tfrec.serving.version_sets`)."""
+    from tfrec.serving.version_sets import publish
+    staged = dict(ctx.inputs["export"])
+    if "ranking" in ctx.inputs and ctx.inputs["ranking"] is not None:
+        staged["ranker"] = ctx.inputs["ranking"]
+    out = publish(ctx.config.export.saved_models_dir, staged, keep=ctx.config.export.keep_versions,
+                  run=ctx.config.name, log=ctx.log)
+    ctx.log(f"  published version set {out['version']}: {', '.join(sorted(out['paths']))} "
+            f"({out['models_config']})")
+    return {"exports": {"version": out["version"], "models": out["paths"],
+                        "models_config": out["models_config"]}}
+
+
+def load_publish(ctx):
+    """The published set; stale (so published again) once a version folder is gone or a
+    publish into the same folder was interrupted (its journal is rolled back first)."""
+    from tfrec.serving.version_sets import pending
+    with open(ctx.path("stage.json")) as f:
+        exports = json.load(f)["metrics"]["exports"]
+    base = os.path.dirname(os.path.dirname(next(iter(exports["models"].values()))))
+    if pending(base):
+        raise ValueError(f"an interrupted publish in {base}")
+    missing = [p for p in exports["models"].values() if not os.path.isdir(p)]
+    if missing:
+        raise FileNotFoundError(f"exported version {missing[0]} is gone")
+    return exports
 
 
 # -- ranking --------------------------------------------------------------------------------------
@@ -249,7 +284,7 @@ def ranking_splits(ctx):
 
 def run_ranking(ctx):
     from tfrec.models.ranking_training import ranking_features, train_ranker
-    from tfrec.serving.ranker_export import export_ranker
+    from tfrec.serving.ranker_export import save_ranker
     config, rk = ctx.config, ctx.config.ranking
     (train, validation, test), source = ranking_splits(ctx)
     ctx.log(f"  impressions: train {len(train)}, validation {len(validation)}, test {len(test)} "
@@ -268,13 +303,18 @@ def run_ranking(ctx):
                                               "test": len(test)}, baselines=baselines)
     ctx.log("  test weighted per-user loss {:.4f}, click AUC {:.4f}".format(
         result["test"]["weighted_per_user_loss"], result["test"]["click_auc"]))
-    if config.export.enabled:
+    if config.export.enabled:  # saved here; the publish stage versions it with the others
         features = ranking_features(validation, list(model.scorer.input), rk.model.max_history)
         manifest = {"tfrec_version": tfrec.__version__, "run": config.name,
                     "run_dir": ctx.run_dir, "ranking_test": result["test"]}
-        result["export"] = export_ranker(model, config.export.saved_models_dir, features,
-                                         manifest, log=ctx.log)
+        save_ranker(model, ctx.path(SERVABLES, "ranker"), features, manifest)
     return {"ranking": result}
+
+
+def load_ranking(ctx):
+    """The saved ranker servable's folder, or None when the export is off."""
+    path = ctx.path(SERVABLES, "ranker")
+    return path if os.path.isdir(path) else None
 
 
 def pipeline_stages():
@@ -291,12 +331,15 @@ def pipeline_stages():
               config_sections=("evaluation", "candidate_generation"), enabled=cg_on),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
-              config_sections=("export",), check=load_export,
+              config_sections=("export",), check=load_export, version=2,
               enabled=lambda c: cg_on(c) and c.export.enabled),
-        Stage("ranking", run_ranking, lambda ctx: None,
+        Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
-              config_sections=("ranking", "export"),
+              config_sections=("ranking", "export.enabled"), version=2,
               enabled=lambda c: cg_on(c) and c.ranking.enabled),
+        Stage("publish", run_publish, load_publish, depends_on=("export",),
+              optional_depends_on=("ranking",), config_sections=("export",), check=load_publish,
+              enabled=lambda c: cg_on(c) and c.export.enabled),
     ]
 
 
@@ -321,10 +364,25 @@ def run_pipeline(config, runs_dir="runs", log=print, force=(), progress=False, r
     """
     run_dir = os.path.join(os.path.abspath(runs_dir), config.name)
     os.makedirs(run_dir, exist_ok=True)
-    config_path = os.path.join(run_dir, "config.yaml")
-    with open(config_path + ".tmp", "w") as f:
-        yaml.safe_dump(to_dict(config), f, sort_keys=False)
-    os.replace(config_path + ".tmp", config_path)
+    with run_folder_lock(run_dir):
+        return _run_locked(config, run_dir, log, force, progress, report)
+
+
+def _write_config(run_dir, config):
+    """runs/<name>/config.yaml, rewritten only when it changed."""
+    path, text = os.path.join(run_dir, "config.yaml"), yaml.safe_dump(to_dict(config),
+                                                                       sort_keys=False)
+    if os.path.exists(path):
+        with open(path) as f:
+            if f.read() == text:
+                return
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def _run_locked(config, run_dir, log, force, progress, report):
+    _write_config(run_dir, config)
     log = _also_to_file(log, os.path.join(run_dir, "run.log"))
     start = time.perf_counter()
 
@@ -333,6 +391,7 @@ def run_pipeline(config, runs_dir="runs", log=print, force=(), progress=False, r
         metrics["stages"] = stages
         metrics["run_seconds"] = round(time.perf_counter() - start, 3)
         write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
+        check_against_data(config, metrics)  # as soon as the data's facts are known
 
     _, metrics, stages = run_stages(pipeline_stages(), config, run_dir, force=force, log=log,
                                     progress=progress, after_each=save_metrics)

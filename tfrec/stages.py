@@ -21,6 +21,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 import os
 import shutil
 import time
@@ -42,6 +43,8 @@ class Stage:
       run: callable(StageContext) -> dict of metrics sections.
       load: callable(StageContext) -> the value downstream stages receive.
       depends_on: names of upstream stages (their values are in ctx.inputs).
+      optional_depends_on: upstream stages used when they are enabled (then in ctx.inputs and
+        in the key), not needed otherwise.
       config_sections: dotted PipelineConfig attributes hashed into the key, e.g. "examples".
       version: bump when the stage's code changes its outputs (invalidates old caches).
       enabled: callable(config) -> bool; disabled stages are skipped (and so is what needs them).
@@ -53,6 +56,7 @@ class Stage:
     run: typing.Callable
     load: typing.Callable
     depends_on: typing.Tuple[str, ...] = ()
+    optional_depends_on: typing.Tuple[str, ...] = ()
     config_sections: typing.Tuple[str, ...] = ()
     version: int = 1
     enabled: typing.Callable = lambda config: True
@@ -118,13 +122,30 @@ class StageContext:
         return os.path.join(self.run_dir, *parts)
 
 
+def json_safe(value):
+    """`value` with every NaN or infinite float replaced by None: JSON has no NaN, and a NaN
+    literal in metrics.json breaks strict readers (and looks like a figure)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def write_json_atomic(path, data):
-    """json.dump to a temporary file, then os.replace: readers never see half a file."""
+    """json.dump (non-finite floats as null) to a temporary file, then os.replace: readers never
+    see half a file."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(json_safe(data), f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
 
 
 def replace_dir(tmp, final):
@@ -148,9 +169,11 @@ def _section(config, dotted):
 
 def stage_key(stage, config, upstream_keys):
     """sha256 hex of everything a stage's outputs depend on."""
+    upstream = stage.depends_on + tuple(n for n in stage.optional_depends_on
+                                        if n in upstream_keys)
     spec = {"stage": stage.name, "tfrec": tfrec.__version__, "version": stage.version,
             "config": {s: _section(config, s) for s in stage.config_sections},
-            "upstream": {name: upstream_keys[name] for name in stage.depends_on}}
+            "upstream": {name: upstream_keys[name] for name in upstream}}
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -158,7 +181,7 @@ def downstream_of(stages, names):
     """`names` and every stage that depends on one of them, directly or not."""
     out = set(names)
     for stage in stages:  # stages are in dependency order
-        if out.intersection(stage.depends_on):
+        if out.intersection(stage.depends_on + stage.optional_depends_on):
             out.add(stage.name)
     return out
 
@@ -181,6 +204,18 @@ def _read_marker(folder):
         return None
 
 
+def _remove_stale_temporaries(run_dir):
+    """Delete the temporary folders of stages a killed run left (the caller holds the run's
+    lock, so no other run is writing them)."""
+    for name in os.listdir(run_dir):
+        path = os.path.join(run_dir, name)
+        if ".tmp-" in name or ".old-" in name:  # see run_stages, replace_dir, write_json_atomic
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+
+
 def run_stages(stages, config, run_dir, force=(), log=print, progress=False, after_each=None):
     """Run or load every enabled stage in order.
 
@@ -194,13 +229,15 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
     check_force(stages, force)
     forced = downstream_of(stages, force)
     values, keys, metrics, report = LazyInputs(), {}, {}, {}
+    _remove_stale_temporaries(run_dir)
     for stage in stages:
         if not stage.enabled(config) or any(d not in values for d in stage.depends_on):
             continue
         start = time.perf_counter()
         key = stage_key(stage, config, keys)
         final = os.path.join(run_dir, stage.name)
-        ctx = StageContext(config, run_dir, final, key, values.subset(stage.depends_on),
+        upstream = stage.depends_on + tuple(n for n in stage.optional_depends_on if n in values)
+        ctx = StageContext(config, run_dir, final, key, values.subset(upstream),
                            metrics, log, progress, forced=stage.name in forced)
         marker = None if stage.name in forced else _read_marker(final)
         if marker is not None and marker.get("key") == key:

@@ -167,8 +167,10 @@ def section_ann(metrics, config, plots_dir):
                  "tree, no quantisation), so ScaNN is not faster here than TensorFlow brute "
                  "force; its speed-up at 1M videos is in benchmarks/README.md.")
     if exports:
-        text += "\n\nExports:\n" + "\n".join(f"- `{name}`: `{path}`"
-                                             for name, path in exports.items())
+        text += (f"\n\nExports, version set {exports['version']} (every servable at that "
+                 f"version; `{exports['models_config']}` serves exactly this set):\n"
+                 + "\n".join(f"- `{name}`: `{path}`"
+                             for name, path in sorted(exports["models"].items())))
     path = plots.ann(metrics, os.path.join(plots_dir, "ann.png"))
     return text + "\n\n" + _image(plots_dir, path, "ANN recall vs speed")
 
@@ -210,8 +212,9 @@ def section_ranking(metrics, config, plots_dir):
         text += (f"\n\nWith the click head, exp(logit) (1 - P) has calibration slope "
                  f"{corrected['slope']:.3f} (R² {corrected['r2']:.3f}): exp(logit) estimates "
                  "E[T] / (1 - P), not E[T].")
-    if ranking.get("export"):
-        text += f"\n\nExport: `{ranking['export']}`"
+    ranker = metrics.get("exports", {}).get("models", {}).get("ranker")
+    if ranker:
+        text += f"\n\nExport: `{ranker}`"
     path = plots.calibration(metrics, os.path.join(plots_dir, "calibration.png"))
     return text + ("\n\n" + _image(plots_dir, path, "calibration by decile") if path else "")
 

@@ -15,7 +15,7 @@ from tfrec.features.example_set import ExampleSet
 from tfrec.keras_check import require_keras2
 from tfrec.models.ranking import build_ranking_model
 from tfrec.models.ranking_calibration import fit_logit_calibration, objective, objective_weights
-from tfrec.models.training import _optimizer, fit_choosing_epoch
+from tfrec.models.training import LEARNING_RATE_HINT, _optimizer, fit_choosing_epoch
 
 tf = require_keras2()
 LABEL_COLUMNS = ("clicked", "watch_time")
@@ -129,7 +129,8 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
             figures
 
     best_epoch, history, train_seconds = fit_choosing_epoch(
-        model, train_ds, config.epochs, config.patience, validate)
+        model, train_ds, config.epochs, config.patience, validate, stage="ranking",
+        hint=LEARNING_RATE_HINT.format(section="ranking.model"))
     calibration = None
     if config.calibrate:
         calibration = calibrate_ranker(model, validation_examples)

@@ -18,9 +18,13 @@ from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.keras_check import require_keras2
 from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.models.config import TrainingConfig  # noqa: F401  (re-exported)
+from tfrec.models.finite import StopOnNonFiniteLoss
 from tfrec.progress import progress_bar
 
 tf = require_keras2()
+
+# Appended to the error when a training loss is not finite.
+LEARNING_RATE_HINT = " (try a lower '{section}.learning_rate')"
 
 
 def _optimizer(config):
@@ -120,7 +124,7 @@ class _BatchProgress(tf.keras.callbacks.Callback):
             self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
 
-def fit_choosing_epoch(model, dataset, epochs, patience, validate):
+def fit_choosing_epoch(model, dataset, epochs, patience, validate, stage="model", hint=""):
     """Fit one epoch at a time, keep the weights of the epoch that validates best.
 
     Args:
@@ -129,6 +133,7 @@ def fit_choosing_epoch(model, dataset, epochs, patience, validate):
       epochs: most epochs; stops after `patience` epochs without a better validation key.
       validate: callable(epoch, training loss) -> (key, dict of figures); lower key is better
         (any comparable value, e.g. a tuple for tie-breaks).
+      stage, hint: name and advice in the NonFiniteError raised when a batch loss is not finite.
     Returns:
       (best epoch, history [{"epoch", "loss", **figures}], training seconds); the model holds
       the best epoch's weights.
@@ -136,7 +141,8 @@ def fit_choosing_epoch(model, dataset, epochs, patience, validate):
     history, best, best_weights, since_best, seconds = [], None, None, 0, 0.0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
-        fit = model.fit(dataset, epochs=1, verbose=0)
+        fit = model.fit(dataset, epochs=1, verbose=0,
+                        callbacks=[StopOnNonFiniteLoss(stage, epoch, hint)])
         seconds += time.perf_counter() - start
         loss = float(fit.history["loss"][-1])
         key, figures = validate(epoch, loss)
@@ -194,8 +200,10 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
         start = time.perf_counter()
         with progress_bar(total=batches.steps, desc=f"epoch {epoch}", enabled=progress,
                           leave=False) as bar:
+            guard = StopOnNonFiniteLoss("candidate_generation", epoch, LEARNING_RATE_HINT.format(
+                section="candidate_generation.training"))
             fit = model.fit(batches.epoch(epoch), epochs=1, verbose=0,
-                            callbacks=[_BatchProgress(bar)] if progress else None)
+                            callbacks=[guard, _BatchProgress(bar)] if progress else [guard])
         train_seconds = time.perf_counter() - start
         val = evaluate_model(model, examples.validation, tower, ks, features=validation)
         score = val[metric]

@@ -9,7 +9,9 @@ import time
 import numpy as np
 
 from tfrec.keras_check import require_keras2
-from tfrec.serving.export import export_servable, write_models_config
+import os
+
+from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, query_vectors,
                                      serving_signature)
 from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
@@ -40,17 +42,18 @@ def _qps(fn, batches):
     return count / (time.perf_counter() - start)
 
 
-def export_candidate_generation(model, base_dir, features, manifest, k=100, target_recall=0.95,
-                                log=print):
-    """Tune ScaNN on the user vectors of `features`, export all three servables.
+def save_candidate_generation(model, out_dir, features, manifest, k=100, target_recall=0.95,
+                              log=print):
+    """Tune ScaNN on the user vectors of `features`, save the three servables (not yet a
+    version: `tfrec.serving.version_sets.publish` makes them one).
 
     Args:
       model: a trained CandidateGenerationModel.
-      base_dir: the saved_models folder.
+      out_dir: parent folder of the servable folders <out_dir>/<name>.
       features: numpy feature dict of real queries (validation), for tuning and warmup.
       manifest: run facts for every manifest.json (run name, config, metrics...).
     Returns:
-      {"paths": {name: version folder}, "ann": figures measured against exact search}.
+      {"paths": {name: servable folder}, "ann": figures measured against exact search}.
     """
     tower = model.user_tower
     with_bias = model.video_bias is not None
@@ -84,10 +87,30 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
                  for n, s in serving_signature(tower).items()}
     paths = {}
     for name, module in servables.items():
-        paths[name] = export_servable(
-            module, base_dir, name, {**manifest, "inputs": signature, "k": k,
-                                     "ann": ann if name == "retrieval_scann" else None},
+        paths[name] = save_servable(
+            module, os.path.join(out_dir, name), name,
+            {**manifest, "inputs": signature, "k": k,
+             "ann": ann if name == "retrieval_scann" else None},
             warmup_requests=warmup, scann=name == "retrieval_scann")
-        log(f"  exported {paths[name]}")
-    write_models_config(base_dir, NAMES)
     return {"paths": paths, "ann": ann}
+
+
+def export_candidate_generation(model, base_dir, features, manifest, k=100, target_recall=0.95,
+                                keep=3, log=print):
+    """`save_candidate_generation`, then publish the three servables as one new version set of
+    the saved_models folder `base_dir` (and point its models.config at it).
+
+    Returns:
+      {"paths": {name: version folder}, "version": N, "ann": ...}.
+    """
+    saved = {}
+
+    def save_all(staging):
+        saved.update(save_candidate_generation(model, staging, features, manifest, k,
+                                               target_recall, log))
+        return saved["paths"]
+
+    out = publish_servables(save_all, base_dir, keep=keep, run=manifest.get("run"), log=log)
+    for path in out["paths"].values():
+        log(f"  exported {path}")
+    return {"paths": out["paths"], "version": out["version"], "ann": saved["ann"]}

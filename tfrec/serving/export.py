@@ -1,8 +1,10 @@
-"""SavedModel export for TF Serving: versioned, atomic, with warmup records and a manifest.
+"""SavedModel export for TF Serving: checked for finite weights, with warmup records and a
+manifest, published as one version set.
 
 Layout: <base>/<name>/<version>/ (saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests,
-manifest.json). A version is written under a hidden temporary folder and renamed into place, so it
-appears whole or not at all; TF Serving ignores non-numeric folder names.
+manifest.json). Servables are saved into hidden staging folders first, then published together
+under one version number (`tfrec.serving.version_sets`): a version folder appears whole or not
+at all, and TF Serving ignores non-numeric folder names.
 """
 import datetime
 import json
@@ -11,18 +13,12 @@ import shutil
 import uuid
 
 from tfrec.keras_check import require_keras2
+from tfrec.models.finite import check_finite_variables
+from tfrec.serving import version_sets
 
 tf = require_keras2()
 
 WARMUP_FILE = "tf_serving_warmup_requests"
-
-
-def next_version(model_dir):
-    """1 + the largest integer version folder in model_dir (1 if none)."""
-    if not os.path.isdir(model_dir):
-        return 1
-    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()]
-    return max(versions, default=0) + 1
 
 
 def write_warmup_requests(path, model_name, requests):
@@ -44,60 +40,64 @@ def write_warmup_requests(path, model_name, requests):
             writer.write(log.SerializeToString())
 
 
-def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=False):
-    """Save `module`'s signatures (its `signatures()`, else `serve` as serving_default) as a new
-    version of `name`.
+def save_servable(module, folder, name, manifest, warmup_requests=(), scann=False):
+    """Save `module`'s signatures (its `signatures()`, else `serve` as serving_default) as a
+    servable folder: SavedModel, warmup records and manifest.json, not yet a version
+    (`tfrec.serving.version_sets.publish` makes it one).
 
     Args:
       module: a tf.Module with a `serve` tf.function that has an input signature, and optionally
         a `signatures()` method returning {name: tf.function}.
-      base_dir: the saved_models folder.
-      name: model name (folder).
-      manifest: JSON-serialisable dict, written as manifest.json (plus name, version, time).
+      folder: where to write (must not exist yet).
+      name: model name (for the warmup requests and the manifest).
+      manifest: JSON-serialisable dict, written as manifest.json (plus name and time).
       warmup_requests: example inputs for assets.extra/tf_serving_warmup_requests.
       scann: the module uses ScaNN ops (saved with the Scann op namespace allowed).
-    Returns:
-      The version folder.
+    Raises:
+      NonFiniteError: a variable holds NaN or infinity (nothing is written).
     """
-    model_dir = os.path.join(os.path.abspath(base_dir), name)
-    os.makedirs(model_dir, exist_ok=True)
-    staging = os.path.join(model_dir, f".incomplete-{uuid.uuid4().hex}")
+    check_finite_variables(module.variables, name)
+    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if scann else None)
+    signatures = module.signatures() if hasattr(module, "signatures") else {
+        "serving_default": module.serve}
+    tf.saved_model.save(module, folder, signatures=signatures, options=options)
+    if warmup_requests:
+        write_warmup_requests(os.path.join(folder, "assets.extra", WARMUP_FILE), name,
+                              list(warmup_requests))
+    with open(os.path.join(folder, "manifest.json"), "w") as f:
+        json.dump({"name": name, "exported_at": datetime.datetime.now(
+            datetime.timezone.utc).isoformat(), "requires_scann_ops": bool(scann), **manifest},
+            f, indent=2)
+    return folder
+
+
+def publish_servables(save_all, base_dir, keep=3, run=None, log=print):
+    """Write servables into a hidden staging folder of `base_dir`, then publish them as one
+    version set (`version_sets.publish`); the staging folder is removed either way.
+
+    Args:
+      save_all: callable(staging folder) -> {name: servable folder inside it}.
+    Returns:
+      publish's {"version", "paths", "models_config"}.
+    """
+    base_dir = os.path.abspath(base_dir)
+    os.makedirs(base_dir, exist_ok=True)
+    staging = os.path.join(base_dir, f".staging-{uuid.uuid4().hex}")
+    os.makedirs(staging)
     try:
-        options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"] if scann else None)
-        signatures = module.signatures() if hasattr(module, "signatures") else {
-            "serving_default": module.serve}
-        tf.saved_model.save(module, staging, signatures=signatures, options=options)
-        if warmup_requests:
-            write_warmup_requests(os.path.join(staging, "assets.extra", WARMUP_FILE), name,
-                                  list(warmup_requests))
-        for _ in range(100):  # another exporter may take a number first: try the next one
-            version = next_version(model_dir)
-            with open(os.path.join(staging, "manifest.json"), "w") as f:
-                json.dump({"name": name, "version": version,
-                           "exported_at": datetime.datetime.now(
-                               datetime.timezone.utc).isoformat(),
-                           "requires_scann_ops": bool(scann), **manifest}, f, indent=2)
-            final = os.path.join(model_dir, str(version))
-            try:
-                os.rename(staging, final)  # atomic; fails if the folder exists and is not empty
-                return final
-            except OSError:
-                if not os.path.isdir(final):
-                    raise
-        raise RuntimeError(f"could not find a free version number in {model_dir}")
+        return version_sets.publish(base_dir, save_all(staging), keep=keep, run=run, log=log)
     finally:
-        if os.path.isdir(staging):
-            shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_models_config(base_dir, names):
-    """saved_models/models.config: a TF Serving --model_config_file listing the models."""
-    entries = "".join(
-        f'  config {{\n    name: "{n}"\n    base_path: "{os.path.join(os.path.abspath(base_dir), n)}"'
-        f'\n    model_platform: "tensorflow"\n  }}\n' for n in names)
-    path = os.path.join(base_dir, "models.config")
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write("model_config_list {\n" + entries + "}\n")
-    os.replace(tmp, path)
-    return path
+def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=False, keep=3):
+    """`save_servable`, then publish it alone as a new version set of `base_dir`.
+
+    Returns:
+      The version folder <base_dir>/<name>/<N>.
+    """
+    out = publish_servables(
+        lambda staging: {name: save_servable(module, os.path.join(staging, name), name,
+                                             manifest, warmup_requests, scann)},
+        base_dir, keep=keep, run=manifest.get("run"), log=lambda *_: None)
+    return out["paths"][name]

@@ -7,9 +7,10 @@
           Stock TF ops only: TF Serving loads it.
 """
 import dataclasses
+import os
 
 from tfrec.keras_check import require_keras2
-from tfrec.serving.export import export_servable
+from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.retrieval import serving_signature
 
 tf = require_keras2()
@@ -26,17 +27,18 @@ class RankerServable(tf.Module):
                                  input_signature=[serving_signature(model.scorer)])
 
 
-def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
-    """Save `model` as a new version of `<base_dir>/<name>` (atomic, warmup, manifest).
+def save_ranker(model, folder, features, manifest):
+    """Save `model` as the ranker servable folder (SavedModel, warmup, manifest; not yet a
+    version: `tfrec.serving.version_sets.publish` makes it one).
 
     Args:
       model: a trained RankingModel.
-      base_dir: the saved_models folder.
+      folder: where to write (must not exist yet).
       features: numpy feature dict of real examples (e.g. `ranking_features` of validation);
         its first two rows become the warmup request.
       manifest: run facts for manifest.json (run name, metrics...).
     Returns:
-      The version folder.
+      `folder`.
     """
     signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
                  for n, s in serving_signature(model.scorer).items()}
@@ -47,14 +49,27 @@ def export_ranker(model, base_dir, features, manifest, name=NAME, log=print):
     logger, level = tf.get_logger(), tf.get_logger().level
     logger.setLevel("ERROR")
     try:
-        path = export_servable(RankerServable(model), base_dir, name,
-                               {**manifest, "inputs": signature, "outputs": outputs,
-                                "logit_offset": model.logit_offset,
-                                "logit_scale": float(model.logit_scale.numpy()),
-                                "logit_shift": float(model.logit_shift.numpy()),
-                                "ranking_config": dataclasses.asdict(model.config)},
-                               warmup_requests=warmup)
+        return save_servable(RankerServable(model), folder, NAME,
+                             {**manifest, "inputs": signature, "outputs": outputs,
+                              "logit_offset": model.logit_offset,
+                              "logit_scale": float(model.logit_scale.numpy()),
+                              "logit_shift": float(model.logit_shift.numpy()),
+                              "ranking_config": dataclasses.asdict(model.config)},
+                             warmup_requests=warmup)
     finally:
         logger.setLevel(level)
-    log(f"  exported {path}")
-    return path
+
+
+def export_ranker(model, base_dir, features, manifest, keep=3, log=print):
+    """`save_ranker`, then publish it alone as a new version set of `base_dir` (the pipeline
+    publishes it together with the retrieval servables instead).
+
+    Returns:
+      The version folder <base_dir>/ranker/<N>.
+    """
+    out = publish_servables(
+        lambda staging: {NAME: save_ranker(model, os.path.join(staging, NAME), features,
+                                           manifest)},
+        base_dir, keep=keep, run=manifest.get("run"), log=log)
+    log(f"  exported {out['paths'][NAME]}")
+    return out["paths"][NAME]
