@@ -90,8 +90,10 @@ def _shown(stdout):
 
 @pytest.mark.parametrize("k", ["-3", "0", "ten"])
 @pytest.mark.parametrize("rerank", [(), ("--rerank",)])
-def test_recommend_k_must_be_at_least_one(exports, capsys, k, rerank):
-    rc, out, err = _run(_recommend(exports, "-k", k, *rerank), capsys)
+def test_recommend_k_must_be_at_least_one(tmp_path, capsys, k, rerank):
+    # Refused while parsing the arguments, before any export is looked for.
+    nowhere = (str(tmp_path / "none"), str(tmp_path / "none"))
+    rc, out, err = _run(_recommend(nowhere, "-k", k, *rerank), capsys)
     assert rc == 2 and out == ""
     assert f"argument -k: must be an integer >= 1, got '{k}'" in err
     assert "Traceback" not in err
@@ -234,7 +236,8 @@ def test_simulate_out_must_be_a_folder_of_its_own(tmp_path, capsys):
                                "empty folder\n")
     assert (theirs / "watches.parquet").read_text() == "someone's real table"
     rc, _, err = _simulate(afile / "sub", capsys)
-    assert rc == 2 and err == f"tfrec: error: --out {afile / 'sub'}: cannot write: Not a directory\n"
+    assert rc == 2
+    assert err == f"tfrec: error: --out {afile / 'sub'}: cannot write: Not a directory\n"
 
 
 def test_simulate_again_replaces_only_the_simulators_files(tmp_path, capsys):

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
-from tfrec.data.schema import read_parquet_file
+from tfrec.data.schema import read_events, read_parquet_file
 from tfrec.features.ordering import order_watches
 from tfrec.keras_check import require_keras2
 
@@ -92,7 +92,6 @@ def rerank(saved_models, events_dir, user_id, candidates, k=10):
     retrieval score is the `cg_score` input when the ranker takes one. Returns [(video_id,
     expected watch time)] best first (exp(logit) (1 - P) when the ranker has a click head).
     """
-    from tfrec.data.schema import read_events
     from tfrec.features.ranking_examples import build_ranking_examples
     from tfrec.models.ranking_training import ranking_features
     check_k(k)
