@@ -13,6 +13,17 @@ from tfrec.data.fetch import DATASETS, fetch_movielens_100k  # noqa: E402
 from tfrec.errors import user_error_message  # noqa: E402
 
 
+def _positive_int(text):
+    """argparse type of `recommend -k`: an int >= 1 (a negative k would slice from the end)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def _parser():
     parser = argparse.ArgumentParser(prog="tfrec", description=tfrec.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"tfrec {tfrec.__version__}")
@@ -38,7 +49,10 @@ def _parser():
         "simulate", help="write the event tables of a simulated YouTube-like world (Parquet)")
     simulate.add_argument("--preset", default="small",
                           help="tiny | small (10k videos, 5k users) | medium (~10M events) | large")
-    simulate.add_argument("--out", required=True, help="folder for the Parquet tables")
+    simulate.add_argument("--out", required=True,
+                          help="folder for the Parquet tables: new, empty, or a previous "
+                               "simulation's (only its simulator files are replaced; any other "
+                               "non-empty folder is refused)")
     simulate.add_argument("--seed", type=int, default=0)
     simulate.add_argument("--users", type=int, default=None, help="override the preset's users")
     simulate.add_argument("--videos", type=int, default=None, help="override its videos")
@@ -46,7 +60,8 @@ def _parser():
     rec = sub.add_parser("recommend", help="a user's top-k from the exported SavedModels")
     rec.add_argument("--saved-models", default="saved_models")
     rec.add_argument("--user-id", required=True)
-    rec.add_argument("-k", type=int, default=10)
+    rec.add_argument("-k", type=_positive_int, default=10,
+                     help="how many to show (>= 1; at most the export's k, from its manifest)")
     rec.add_argument("--model", default="retrieval_brute_force",
                      choices=("retrieval_brute_force", "retrieval_scann"))
     rec.add_argument("--rerank", action="store_true",
@@ -96,6 +111,10 @@ def _simulate(args):
     import time
 
     from tfrec.data.simulator import preset, simulate_to_parquet
+    from tfrec.data.simulator.tables import output_folder_problem
+    problem = output_folder_problem(args.out)  # before simulating, which can take minutes
+    if problem:
+        raise ConfigError(f"--out {args.out} {problem}")
     overrides = {k: v for k, v in (("num_users", args.users), ("num_videos", args.videos))
                  if v is not None}
     try:
@@ -110,7 +129,10 @@ def _simulate(args):
             print(f"\rsimulating day {day}/{days}", end="" if day < days else "\n",
                   file=sys.stderr, flush=True)
 
-    counts = simulate_to_parquet(config, args.out, seed=args.seed, progress=progress)
+    try:
+        counts = simulate_to_parquet(config, args.out, seed=args.seed, progress=progress)
+    except OSError as err:  # e.g. a parent of --out is a file, or the disk is read-only
+        raise ConfigError(f"--out {args.out}: cannot write: {err.strerror or err}") from err
     events = counts["impressions"] + counts["watches"] + counts["searches"]
     print(f"{args.out}: {counts} ({events:,} events in {time.perf_counter() - start:.1f}s)")
 
@@ -128,8 +150,8 @@ def main(argv=None):
             run_pipeline(config, runs_dir=args.runs_dir, log=log, force=tuple(args.force),
                          progress=progress_wanted(args.quiet))
         elif args.command == "recommend":
-            from tfrec.serving.recommend import (format_recommendations, recommend, rerank,
-                                                 titles)
+            from tfrec.serving.recommend import (format_recommendations, k_note, recommend,
+                                                 rerank, titles)
             # With --rerank, the ranker re-orders all the retriever returns (its export k).
             recent, recs, manifest = recommend(args.saved_models, args.user_id,
                                                None if args.rerank else args.k, args.model,
@@ -137,6 +159,9 @@ def main(argv=None):
             if args.rerank:
                 recs = rerank(args.saved_models, args.events or manifest["events_dir"],
                               args.user_id, recs, args.k)
+            note = k_note(args.k, manifest, len(recs))
+            if note:
+                print(f"tfrec: note: {note}", file=sys.stderr)
             names = titles(args.events or manifest["events_dir"])
             print(format_recommendations(args.user_id, recent, recs, names))
         elif args.command == "data" and args.data_command == "simulate":

@@ -4,6 +4,8 @@ The RecBole 1.2.1 wheel on PyPI ships ml-100k as atomic files. We `pip download 
 wheel (never install it), extract only the three files we read, check their sha256 and move them
 into the cache folder atomically, so a half-finished fetch never looks like a finished one.
 """
+import contextlib
+import errno
 import hashlib
 import os
 import shutil
@@ -22,6 +24,9 @@ SHA256 = {
     "ml-100k.item": "51d7cdf777ce5c0f5b32c1d947a4a81fe07d75e78abbe761e0cd4d0756064532",
 }
 DATASETS = ("movielens-100k",)
+# Errors that mean "this folder cannot be written" (as opposed to a bad wheel).
+WRITE_ERRNOS = (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOSPC, errno.ENOTDIR,
+                errno.EEXIST)
 
 
 class FetchError(RuntimeError):
@@ -41,6 +46,20 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
+@contextlib.contextmanager
+def writing_cache(folder):
+    """Turn an OSError meaning "`folder` cannot be written" (read-only, no permission, a file
+    where a folder should be, disk full) into a one-line FetchError naming the folder and the
+    two ways to choose another; other OSErrors (an unreadable wheel) pass through."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in WRITE_ERRNOS:
+            raise
+        raise FetchError(f"cannot write the cache folder {folder}: {err.strerror.lower()}; "
+                         "set --cache-dir or $TFREC_CACHE") from err
+
+
 def _verified(folder):
     return all(os.path.exists(os.path.join(folder, n)) and sha256_of(os.path.join(folder, n))
                == SHA256[n] for n in RECBOLE_FILES)
@@ -49,10 +68,11 @@ def _verified(folder):
 def extract_movielens_100k(wheel_path, folder):
     """Extract and verify the ml-100k files of a RecBole wheel into `folder` (atomically)."""
     parent = os.path.dirname(os.path.abspath(folder))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".fetch-", dir=parent)
+    with writing_cache(parent):
+        os.makedirs(parent, exist_ok=True)
+        staging = tempfile.mkdtemp(prefix=".fetch-", dir=parent)
     try:
-        with zipfile.ZipFile(wheel_path) as wheel:
+        with zipfile.ZipFile(wheel_path) as wheel, writing_cache(parent):
             for name in RECBOLE_FILES:
                 with wheel.open(RECBOLE_MEMBER_DIR + name) as src, \
                         open(os.path.join(staging, name), "wb") as dst:
@@ -61,9 +81,10 @@ def extract_movielens_100k(wheel_path, folder):
             got = sha256_of(os.path.join(staging, name))
             if got != SHA256[name]:
                 raise FetchError(f"{name} from {wheel_path}: sha256 {got}, expected {SHA256[name]}")
-        if os.path.isdir(folder):
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
+        with writing_cache(parent):
+            if os.path.isdir(folder):
+                shutil.rmtree(folder)
+            os.replace(staging, folder)
     except KeyError as err:
         raise FetchError(f"{wheel_path} does not contain {err}") from err
     finally:
@@ -78,12 +99,16 @@ def fetch_movielens_100k(cache_dir=None, log=print):
     Returns:
       The folder, ready for `tfrec.data.movielens.read_recbole`.
     Raises:
-      FetchError: pip could not download the wheel, or a checksum did not match.
+      FetchError: the cache folder cannot be written, pip could not download the wheel, or a
+        checksum did not match.
     """
-    folder = os.path.join(cache_dir or default_cache_dir(), "movielens-100k")
+    cache_dir = cache_dir or default_cache_dir()
+    folder = os.path.join(cache_dir, "movielens-100k")
     if _verified(folder):
         log(f"movielens-100k: already in {folder}")
         return folder
+    with writing_cache(cache_dir):  # before the download: an unwritable cache fails at once
+        os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tfrec-fetch-") as tmp:
         log(f"movielens-100k: downloading {RECBOLE_REQUIREMENT} from PyPI (data only, not installed)")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",

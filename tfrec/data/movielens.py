@@ -52,11 +52,43 @@ def _check_files(folder, names):
         raise DataError(folder, f"missing file(s) {missing}; expected {list(names)}")
 
 
-def _read_delimited(path, sep, names=None, encoding="utf-8"):
-    """Read a delimited text file as strings; an empty file is a DataError."""
+def _check_field_counts(path, sep, encoding, described=None):
+    """Raise a DataError at the first line whose number of fields differs from the layout's.
+
+    pandas does not: given more fields than names it silently makes the extra leading ones the
+    index (every column shifts, so a video id is read as a user id), and it fills missing
+    fields with NaN. The expected count is `described`'s (names, words) or, for a file with a
+    header, the header's.
+    """
+    with open(path, encoding=encoding, newline="") as f:
+        lines = (line.rstrip("\r\n") for line in f)
+        numbered = ((n, line) for n, line in enumerate(lines, 1) if line)  # pandas skips blanks
+        if described is None:
+            _, header = next(numbered, (0, ""))
+            names = [c.split(":", 1)[0] for c in header.split(sep)]
+            described = (names, "as in the header: " + ", ".join(names))
+        expected = len(described[0])
+        for number, line in numbered:
+            found = line.count(sep) + 1
+            if found != expected:
+                kind = "tab" if sep == "\t" else f"'{sep}'"
+                raise DataError(path, f"expected {expected} {kind}-separated fields "
+                                      f"({described[1]}), found {found}", number)
+
+
+def _read_delimited(path, sep, described=None, encoding="utf-8"):
+    """Read a delimited text file as strings; an empty file or a line with the wrong number of
+    fields is a DataError.
+
+    Args:
+      described: (column names, their description for errors) of a file without a header;
+        None reads the header line for the names.
+    """
     if os.path.getsize(path) == 0:
         raise DataError(path, "the file is empty")
+    names = described[0] if described else None
     try:
+        _check_field_counts(path, sep, encoding, described)
         return pd.read_csv(path, sep=sep, header=None if names else 0, names=names, dtype=str,
                            keep_default_na=False, na_values=[""], encoding=encoding,
                            quoting=3, engine="c")
@@ -74,16 +106,25 @@ def _finish(watches, users, videos, sources, header_lines):
     ).validated()
 
 
+# GroupLens files have no header: (column names, what the README calls them) of each.
+GROUPLENS_LAYOUT = {
+    "u.data": (["user_id", "video_id", "watch_time", "timestamp"],
+               "user id, item id, rating, timestamp"),
+    "u.user": (["user_id", "age", "gender", "occupation", "zip_code"],
+               "user id, age, gender, occupation, zip code"),
+    "u.item": (["video_id", "title", "release_date", "video_release_date", "url", *GENRES],
+               f"movie id, title, release date, video release date, IMDb URL, {len(GENRES)} "
+               "genre flags"),
+}
+
+
 def read_grouplens(folder):
     """Event tables from a GroupLens ml-100k folder (u.data, u.user, u.item)."""
     _check_files(folder, GROUPLENS_FILES)
     paths = {n: os.path.join(folder, n) for n in GROUPLENS_FILES}
-    data = _read_delimited(paths["u.data"], "\t",
-                           ["user_id", "video_id", "watch_time", "timestamp"])
-    users = _read_delimited(paths["u.user"], "|",
-                            ["user_id", "age", "gender", "occupation", "zip_code"])
-    item_cols = ["video_id", "title", "release_date", "video_release_date", "url", *GENRES]
-    items = _read_delimited(paths["u.item"], "|", item_cols, encoding="latin-1")
+    data = _read_delimited(paths["u.data"], "\t", GROUPLENS_LAYOUT["u.data"])
+    users = _read_delimited(paths["u.user"], "|", GROUPLENS_LAYOUT["u.user"])
+    items = _read_delimited(paths["u.item"], "|", GROUPLENS_LAYOUT["u.item"], encoding="latin-1")
     flags = items[list(GENRES)].fillna("0").to_numpy() == "1"
     videos = pd.DataFrame({
         "video_id": items["video_id"],

@@ -18,9 +18,11 @@ watches of one video at different times are real re-watches and are kept.
 """
 import dataclasses
 import os
+import re
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from tfrec.data.errors import DataError
 
@@ -198,6 +200,36 @@ def write_events(events, directory):
         os.replace(tmp, path)
 
 
+# pyarrow prefixes its reason with the file it could not open; the DataError names it already.
+_PYARROW_PREFIX = re.compile(r"^Could not open Parquet input source '.*?': ")
+
+
+def _short_reason(err):
+    """pyarrow's reason in a few words: its first sentence of its first line, no file name."""
+    text = _PYARROW_PREFIX.sub("", (str(err).strip().splitlines() or [""])[0])
+    return text.split(". ")[0].rstrip(".") or type(err).__name__
+
+
+def read_parquet_file(path):
+    """`pd.read_parquet(path)`, with a DataError naming the file when it cannot be read.
+
+    Every read of an events folder goes through here, so a truncated or corrupt table says
+    which file it is instead of ending in a pyarrow traceback.
+    """
+    try:
+        return pd.read_parquet(path)
+    except FileNotFoundError as err:
+        raise DataError(path, "no such file") from err
+    except (pa.ArrowException, OSError) as err:
+        # An OSError with an errno is the file system's (permission, ...); pyarrow's own
+        # decoding errors ("Corrupt snappy compressed data.") are OSErrors without one.
+        if isinstance(err, OSError) and err.errno is not None:
+            raise DataError(path, f"cannot read: {err.strerror}") from err
+        reason = _short_reason(err)
+        raise DataError(path, "not a readable Parquet file (truncated or corrupt: "
+                              f"{reason})") from err
+
+
 def read_events(directory):
     """Read the tables written by `write_events` and validate them."""
     tables, sources = {}, {}
@@ -207,7 +239,7 @@ def read_events(directory):
             if name in ("impressions", "searches"):
                 continue
             raise DataError(path, f"missing {name} table")
-        df = pd.read_parquet(path)
+        df = read_parquet_file(path)
         sources[name] = path
         tables[name] = coerce_table(df, name, path, header_lines=0) if len(df) else _empty(name)
     return EventTables(sources=sources, header_lines={t: 0 for t in tables}, **tables).validated()

@@ -10,6 +10,7 @@ import os
 import numpy as np
 import pandas as pd
 
+from tfrec.data.schema import read_events, read_parquet_file
 from tfrec.features.ordering import order_watches
 from tfrec.keras_check import require_keras2
 
@@ -24,8 +25,8 @@ def latest_version(model_dir):
 
 def user_request(events_dir, user_id, signature_inputs):
     """{input name: [1, ...] numpy} for one user, and the user's recent watches (newest first)."""
-    watches = pd.read_parquet(os.path.join(events_dir, "watches.parquet"))
-    users = pd.read_parquet(os.path.join(events_dir, "users.parquet")).set_index("user_id")
+    watches = read_parquet_file(os.path.join(events_dir, "watches.parquet"))
+    users = read_parquet_file(os.path.join(events_dir, "users.parquet")).set_index("user_id")
     if user_id not in users.index:
         raise KeyError(f"user {user_id!r} is not in {events_dir}/users.parquet")
     mine = order_watches(watches[watches["user_id"] == user_id])["video_id"].to_numpy()[::-1]
@@ -44,9 +45,27 @@ def user_request(events_dir, user_id, signature_inputs):
     return request, list(mine)
 
 
+def check_k(k):
+    """k must be a whole number >= 1 (a negative k would slice from the end of the list)."""
+    if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+
+
+def k_note(k, manifest, shown):
+    """The one-line note when k is above what the export returns (its manifest's "k"), else None.
+
+    The retrieval export answers a fixed k; asking for more shows what there is, said aloud.
+    """
+    export_k = manifest.get("k")
+    if export_k is None or k <= export_k:
+        return None
+    return f"-k {k} is above the export's k={export_k}; showing {shown}"
+
+
 def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events_dir=None):
     """Returns (recent watches, [(video_id, score)] (at most k; all the export returns when k is
     None), manifest) for a user, from the SavedModel only."""
+    check_k(k)
     tf = require_keras2()
     path = latest_version(os.path.join(saved_models, model))
     with open(os.path.join(path, "manifest.json")) as f:
@@ -73,9 +92,9 @@ def rerank(saved_models, events_dir, user_id, candidates, k=10):
     retrieval score is the `cg_score` input when the ranker takes one. Returns [(video_id,
     expected watch time)] best first (exp(logit) (1 - P) when the ranker has a click head).
     """
-    from tfrec.data.schema import read_events
     from tfrec.features.ranking_examples import build_ranking_examples
     from tfrec.models.ranking_training import ranking_features
+    check_k(k)
     tf = require_keras2()
     path = latest_version(os.path.join(saved_models, "ranker"))
     with open(os.path.join(path, "manifest.json")) as f:
@@ -100,7 +119,7 @@ def rerank(saved_models, events_dir, user_id, candidates, k=10):
 
 
 def titles(events_dir):
-    videos = pd.read_parquet(os.path.join(events_dir, "videos.parquet"))
+    videos = read_parquet_file(os.path.join(events_dir, "videos.parquet"))
     if "title" not in videos.columns:
         return {}
     return dict(zip(videos["video_id"], videos["title"]))

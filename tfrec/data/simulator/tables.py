@@ -9,12 +9,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tfrec.data.schema import EventTables
+from tfrec.data.schema import TABLES, EventTables
 from tfrec.data.simulator.config import SimulatorConfig
 from tfrec.data.simulator.world import (AGE_BUCKETS, DEVICES, GENDERS, LANGUAGES, build_world,
                                         topic_names, topic_tokens)
 
 WORLD_FILE = "simulation.json"
+# Everything `write_simulation` writes; only these are ever replaced or removed in a folder.
+SIMULATION_FILES = (*(f"{t}.parquet" for t in TABLES), WORLD_FILE)
 
 
 def user_ids(n):
@@ -117,6 +119,8 @@ class StreamingTables:
     def write(self, logs):
         for name, df in zip(("impressions", "watches", "searches"),
                             log_tables(logs, self.users, self.videos)):
+            if len(df) == 0:  # a quiet day: its empty string columns would be typed null, which
+                continue      # the writer (typed by the first day with rows) refuses
             table = pa.Table.from_pandas(df, preserve_index=False)
             if name not in self.writers:
                 self.writers[name] = pq.ParquetWriter(
@@ -128,12 +132,35 @@ class StreamingTables:
             writer.close()
 
 
+def output_folder_problem(directory):
+    """Why `directory` cannot take a simulation's tables, or None when it can.
+
+    It can when it does not exist, is empty, or holds a previous simulation (its simulation.json):
+    then only the simulator's own files (SIMULATION_FILES) are replaced. Any other folder with
+    files in it is refused, so a simulation never overwrites someone's real event tables.
+    """
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        return "is a file, not a folder"
+    if os.path.isdir(directory) and os.listdir(directory) and \
+            not os.path.exists(os.path.join(directory, WORLD_FILE)):
+        return (f"is a folder with other files and no {WORLD_FILE} (not a previous simulation); "
+                "choose a new or empty folder")
+    return None
+
+
 def write_simulation(world, days, directory):
     """Write the event tables of `days` (an iterable of (day, DayLogs)) under `directory`.
 
-    Files appear whole: everything is written to a sibling temporary folder first, then moved in.
+    Files appear whole: everything is written to a sibling temporary folder first, then moved in;
+    simulator files of an earlier simulation that this one did not write are removed.
     Returns row counts per table.
+    Raises:
+      ValueError: `directory` is a file, or a non-empty folder that is not a previous
+        simulation's (see `output_folder_problem`).
     """
+    problem = output_folder_problem(directory)
+    if problem:
+        raise ValueError(f"{directory} {problem}")
     directory = os.path.abspath(directory)
     tmp = directory.rstrip("/") + ".tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -155,7 +182,11 @@ def write_simulation(world, days, directory):
     with open(os.path.join(tmp, WORLD_FILE), "w") as f:
         json.dump({**world_description(world), "counts": counts}, f, indent=2)
     os.makedirs(directory, exist_ok=True)
-    for name in sorted(os.listdir(tmp)):
+    written = sorted(os.listdir(tmp))
+    for name in written:
         os.replace(os.path.join(tmp, name), os.path.join(directory, name))
+    for name in set(SIMULATION_FILES) - set(written):  # e.g. a searches table of an older run
+        if os.path.exists(os.path.join(directory, name)):
+            os.remove(os.path.join(directory, name))
     os.rmdir(tmp)
     return counts
