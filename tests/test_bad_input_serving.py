@@ -225,3 +225,16 @@ def test_saved_model_cli_run_reports_the_named_input(world):
     assert run.returncode != 0
     assert "watch_history must have rank 2 ([batch, 5]), got rank 1" in run.stderr, \
         run.stderr[-3000:]
+
+
+def test_signatures_accept_any_shape_and_manifests_keep_the_declared_ones(world):
+    """Unknown-shape SignatureDefs let every request reach the checks; the manifest (what
+    `tfrec recommend` and clients read) still says [batch, 5]."""
+    import json
+    for model, path in world["paths"].items():
+        manifest = json.load(open(os.path.join(path, "manifest.json")))
+        assert manifest["inputs"]["watch_history"] == {"dtype": "string", "shape": [None, H]}
+        for signature in world["loaded"][model].signatures.values():
+            specs = signature.structured_input_signature[1]
+            assert set(specs) >= set(manifest["inputs"])
+            assert all(spec.shape.rank is None for spec in specs.values())

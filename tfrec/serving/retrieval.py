@@ -37,10 +37,10 @@ def user_input_ranges(user_tower):
     """{"example_age": (0, the largest training example age)} when the tower takes it.
 
     Training ages lie in [0, max] (end of the training window - t) and the tower feeds
-    [age / max, (age / max)^2]: outside that range the quadratic is extrapolated, which is how
-    -1e30 used to give NaN or all-zero scores. Negatives are not kept meaningful ("slightly
-    negative" at serving, as the paper allows): training never saw one, and 0 already asks for
-    the end of the training window.
+    [age / max, (age / max)^2]: outside that range the quadratic is extrapolated, and an age of
+    -1e30 drives the ReLU tower to NaN or all-zero vectors. Negative ages are clamped to 0 too:
+    the paper allows "slightly negative" serving ages, but this tower never saw one in training,
+    and 0 already asks for the end of the training window.
     """
     layers = [layer for layer in user_tower.layers if isinstance(layer, ExampleAgeFeatures)]
     if "example_age" not in user_tower.input or not layers:
@@ -99,8 +99,8 @@ class _Retrieval(tf.Module):
         self.serve = tf.function(self._serve, input_signature=[self.signature])
         self.serve_with_exclusions = tf.function(
             self._serve_with_exclusions,
-            input_signature=[self.signature, *relaxed_signature(
-                {"exclude_ids": EXCLUDE_IDS}).values()])
+            input_signature=[self.signature,
+                             relaxed_signature({"exclude_ids": EXCLUDE_IDS})["exclude_ids"]])
 
     def signatures(self):
         return {"serving_default": self.serve, "exclude_watched": self.serve_with_exclusions}
