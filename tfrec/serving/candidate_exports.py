@@ -4,16 +4,16 @@
   retrieval_brute_force  raw features -> video_ids [B, k] (string), scores [B, k]; stock TF ops
   retrieval_scann        same signature through a tuned ScaNN index; needs `import scann`
 """
+import os
 import time
 
 import numpy as np
 
 from tfrec.keras_check import require_keras2
-import os
-
 from tfrec.serving.export import publish_servables, save_servable
-from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, query_vectors,
-                                     serving_signature)
+from tfrec.serving.request_checks import relaxed_signature
+from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, checked_user_request,
+                                     query_vectors, serving_signature)
 from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
 
 tf = require_keras2()
@@ -21,14 +21,17 @@ NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
 
 
 class UserTowerServable(tf.Module):
-    """Raw user features -> {"user_vector": u [B, d]}."""
+    """Raw user features -> {"user_vector": u [B, d]}; the request checked first (bad input:
+    INVALID_ARGUMENT naming it; example_age clamped to the training range)."""
 
     def __init__(self, user_tower, name=None):
         super().__init__(name=name)
         self.user_tower = user_tower
-        self.serve = tf.function(self._serve, input_signature=[serving_signature(user_tower)])
+        self.serve = tf.function(self._serve, input_signature=[
+            relaxed_signature(serving_signature(user_tower))])
 
     def _serve(self, features):
+        features = checked_user_request(self.user_tower, features)
         return {"user_vector": query_vectors(self.user_tower, features, with_bias=False)}
 
 

@@ -5,12 +5,19 @@
           each: see `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
           with a click head, click_probability [B] and expected_watch_time_corrected [B].
           Stock TF ops only: TF Serving loads it.
+          The request is checked first (`tfrec.serving.request_checks`): wrong ranks, widths,
+          batch sizes and NaN / inf fail with INVALID_ARGUMENT naming the input. Finite
+          extremes are answered: the 0/1 indicators are clamped to [0, 1], and the continuous
+          inputs' EmpiricalCDF maps values beyond the training range to 0 or 1, so -1e30 / 1e30
+          answer as values just beyond the smallest / largest training value (finite outputs).
 """
 import dataclasses
 import os
 
 from tfrec.keras_check import require_keras2
+from tfrec.models.ranking import indicator_inputs
 from tfrec.serving.export import publish_servables, save_servable
+from tfrec.serving.request_checks import checked_request, relaxed_signature
 from tfrec.serving.retrieval import serving_signature
 
 tf = require_keras2()
@@ -18,13 +25,19 @@ NAME = "ranker"
 
 
 class RankerServable(tf.Module):
-    """Raw ranking features -> the RankingModel's served outputs (with the log(r) correction)."""
+    """Raw ranking features -> the RankingModel's served outputs (with the log(r) correction),
+    after the request checks (module docstring)."""
 
     def __init__(self, model, name=None):
         super().__init__(name=name)
         self.model = model
-        self.serve = tf.function(lambda features: self.model(features, training=False),
-                                 input_signature=[serving_signature(model.scorer)])
+        self.specs = serving_signature(model.scorer)
+        # The indicators enter the tower as they are: 1e30 there would overflow exp(logit).
+        self.ranges = {n: (0.0, 1.0) for n in indicator_inputs(model.config) if n in self.specs}
+        self.serve = tf.function(self._serve, input_signature=[relaxed_signature(self.specs)])
+
+    def _serve(self, features):
+        return self.model(checked_request(features, self.specs, self.ranges), training=False)
 
 
 def save_ranker(model, folder, features, manifest):

@@ -10,18 +10,49 @@ Signatures: `serving_default` takes the user tower's named inputs; `exclude_watc
 same plus `exclude_ids` [B, E] string ("" padding), more ids never to return (e.g. a user's full
 watch list when it is longer than the history input). Fewer than k eligible videos leave
 trailing results with score -inf.
+
+Requests are checked in-graph before anything else (`tfrec.serving.request_checks`): wrong
+ranks, widths, batch sizes or non-finite floats fail with INVALID_ARGUMENT naming the input;
+example_age is clamped to the training range. The SignatureDef declares inputs of unknown shape
+so that every request reaches those checks; `serving_signature` gives the real ones (manifest).
 """
 from tfrec.keras_check import require_keras2
+from tfrec.models.layers import ExampleAgeFeatures
+from tfrec.serving.request_checks import checked_request, relaxed_signature
 
 tf = require_keras2()
 
 NEG_INF = float("-inf")
+EXCLUDE_IDS = tf.TensorSpec([None, None], tf.string, name="exclude_ids")
 
 
-def serving_signature(user_tower):
-    """[tf.TensorSpec] of the user tower's named inputs, batch dimension None."""
+def serving_signature(model):
+    """{name: tf.TensorSpec} of a Keras model's named inputs, batch dimension None: the declared
+    request shapes (the manifest's "inputs"; the signatures accept any shape and check these)."""
     return {name: tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype, name=name)
-            for name, tensor in user_tower.input.items()}
+            for name, tensor in model.input.items()}
+
+
+def user_input_ranges(user_tower):
+    """{"example_age": (0, the largest training example age)} when the tower takes it.
+
+    Training ages lie in [0, max] (end of the training window - t) and the tower feeds
+    [age / max, (age / max)^2]: outside that range the quadratic is extrapolated, and an age of
+    -1e30 drives the ReLU tower to NaN or all-zero vectors. Negative ages are clamped to 0 too:
+    the paper allows "slightly negative" serving ages, but this tower never saw one in training,
+    and 0 already asks for the end of the training window.
+    """
+    layers = [layer for layer in user_tower.layers if isinstance(layer, ExampleAgeFeatures)]
+    if "example_age" not in user_tower.input or not layers:
+        return {}
+    return {"example_age": (0.0, max(layers[0].scale_seconds, 0.0))}
+
+
+def checked_user_request(user_tower, features, extra_specs=None):
+    """The user tower's inputs (and `extra_specs`' ones, e.g. exclude_ids) after the request
+    checks, example_age clamped; {name: tensor} with the declared static shapes."""
+    specs = {**serving_signature(user_tower), **(extra_specs or {})}
+    return checked_request(features, specs, user_input_ranges(user_tower))
 
 
 def query_vectors(user_tower, features, with_bias):
@@ -44,7 +75,7 @@ class _Retrieval(tf.Module):
         self.id_to_row = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(video_ids, tf.string),
                                                 tf.range(len(video_ids), dtype=tf.int64)), -1)
-        self.signature = serving_signature(user_tower)
+        self.signature = relaxed_signature(serving_signature(user_tower))
 
     def excluded_rows(self, features, exclude_ids=None):
         """[B, H + E] table rows never to return (-1 for padding and unknown ids), or None."""
@@ -55,12 +86,21 @@ class _Retrieval(tf.Module):
             return None
         return self.id_to_row.lookup(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
 
+    def _serve(self, features):
+        return self._retrieve(checked_user_request(self.user_tower, features), None)
+
+    def _serve_with_exclusions(self, features, exclude_ids):
+        checked = checked_user_request(self.user_tower, {**features, "exclude_ids": exclude_ids},
+                                       {"exclude_ids": EXCLUDE_IDS})
+        exclude_ids = checked.pop("exclude_ids")
+        return self._retrieve(checked, exclude_ids)
+
     def _make_signatures(self):
-        self.serve = tf.function(lambda features: self._retrieve(features, None),
-                                 input_signature=[self.signature])
+        self.serve = tf.function(self._serve, input_signature=[self.signature])
         self.serve_with_exclusions = tf.function(
-            self._retrieve, input_signature=[self.signature, tf.TensorSpec(
-                [None, None], tf.string, name="exclude_ids")])
+            self._serve_with_exclusions,
+            input_signature=[self.signature,
+                             relaxed_signature({"exclude_ids": EXCLUDE_IDS})["exclude_ids"]])
 
     def signatures(self):
         return {"serving_default": self.serve, "exclude_watched": self.serve_with_exclusions}
