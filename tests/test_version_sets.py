@@ -123,3 +123,14 @@ def test_the_versions_command_lists_and_rolls_back(staged, tmp_path, capsys):
     assert main(["versions", "use", "9", "--saved-models", str(tmp_path)]) == 2
     assert "no complete version set 9 (kept: [1, 2])" in capsys.readouterr().err
     np.testing.assert_array_equal(sorted(_versions(tmp_path)["ranker"]), [1, 2])
+
+
+def test_carry_over_updates_one_servable_and_keeps_the_rest_of_the_served_set(staged, tmp_path):
+    version_sets.publish(tmp_path, staged, log=lambda *_: None)
+    out = version_sets.publish(tmp_path, {"ranker": staged["ranker"]}, carry_over=True,
+                               log=lambda *_: None)
+    assert out["version"] == 2 and _versions(tmp_path) == {n: [1, 2] for n in NAMES}
+    assert _pinned(tmp_path) == (set(NAMES), {2})
+    # Without it (the pipeline's way) a set is exactly what was published.
+    version_sets.publish(tmp_path, {"ranker": staged["ranker"]}, log=lambda *_: None)
+    assert _pinned(tmp_path) == ({"ranker"}, {3})

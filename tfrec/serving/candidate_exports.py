@@ -100,8 +100,9 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
 
 def export_candidate_generation(model, base_dir, features, manifest, k=100, target_recall=0.95,
                                 keep=3, log=print):
-    """`save_candidate_generation`, then publish the three servables as one new version set of
-    the saved_models folder `base_dir` (and point its models.config at it).
+    """`save_candidate_generation`, then publish the three servables as a new version set of the
+    saved_models folder `base_dir` that keeps the served set's other servables (a ranker), and
+    point its models.config at it. The pipeline publishes all of a run's servables together.
 
     Returns:
       {"paths": {name: version folder}, "version": N, "ann": ...}.
@@ -113,7 +114,8 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
                                                target_recall, log))
         return saved["paths"]
 
-    out = publish_servables(save_all, base_dir, keep=keep, run=manifest.get("run"), log=log)
+    out = publish_servables(save_all, base_dir, keep=keep, run=manifest.get("run"), log=log,
+                            carry_over=True)
     for path in out["paths"].values():
         log(f"  exported {path}")
     return {"paths": out["paths"], "version": out["version"], "ann": saved["ann"]}

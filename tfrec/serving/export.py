@@ -71,12 +71,13 @@ def save_servable(module, folder, name, manifest, warmup_requests=(), scann=Fals
     return folder
 
 
-def publish_servables(save_all, base_dir, keep=3, run=None, log=print):
+def publish_servables(save_all, base_dir, keep=3, run=None, log=print, carry_over=False):
     """Write servables into a hidden staging folder of `base_dir`, then publish them as one
     version set (`version_sets.publish`); the staging folder is removed either way.
 
     Args:
       save_all: callable(staging folder) -> {name: servable folder inside it}.
+      carry_over: see `version_sets.publish`.
     Returns:
       publish's {"version", "paths", "models_config"}.
     """
@@ -85,13 +86,15 @@ def publish_servables(save_all, base_dir, keep=3, run=None, log=print):
     staging = os.path.join(base_dir, f".staging-{uuid.uuid4().hex}")
     os.makedirs(staging)
     try:
-        return version_sets.publish(base_dir, save_all(staging), keep=keep, run=run, log=log)
+        return version_sets.publish(base_dir, save_all(staging), keep=keep, run=run, log=log,
+                                    carry_over=carry_over)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=False, keep=3):
-    """`save_servable`, then publish it alone as a new version set of `base_dir`.
+    """`save_servable`, then publish it as a new version set of `base_dir` that keeps the served
+    set's other servables.
 
     Returns:
       The version folder <base_dir>/<name>/<N>.
@@ -99,5 +102,5 @@ def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=
     out = publish_servables(
         lambda staging: {name: save_servable(module, os.path.join(staging, name), name,
                                              manifest, warmup_requests, scann)},
-        base_dir, keep=keep, run=manifest.get("run"), log=lambda *_: None)
+        base_dir, keep=keep, run=manifest.get("run"), log=lambda *_: None, carry_over=True)
     return out["paths"][name]

@@ -74,8 +74,8 @@ def save_ranker(model, folder, features, manifest):
 
 
 def export_ranker(model, base_dir, features, manifest, keep=3, log=print):
-    """`save_ranker`, then publish it alone as a new version set of `base_dir` (the pipeline
-    publishes it together with the retrieval servables instead).
+    """`save_ranker`, then publish it as a new version set of `base_dir` that keeps the served
+    set's other servables (the pipeline publishes all of a run's servables together instead).
 
     Returns:
       The version folder <base_dir>/ranker/<N>.
@@ -83,6 +83,6 @@ def export_ranker(model, base_dir, features, manifest, keep=3, log=print):
     out = publish_servables(
         lambda staging: {NAME: save_ranker(model, os.path.join(staging, NAME), features,
                                            manifest)},
-        base_dir, keep=keep, run=manifest.get("run"), log=log)
+        base_dir, keep=keep, run=manifest.get("run"), log=log, carry_over=True)
     log(f"  exported {out['paths'][NAME]}")
     return out["paths"][NAME]

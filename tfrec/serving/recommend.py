@@ -1,6 +1,7 @@
 """`tfrec recommend`: a user's top-k from the exported SavedModels alone (no model code).
 
-The request is built the way a front end would: the user's watches so far (most recent first,
+The models are those of the version set models.config serves (`tfrec versions`), so a rollback
+there is a rollback here. The request is built the way a front end would: the user's watches so far (most recent first,
 at most the exported history width), demographics, example_age 0. The events come from the run
 that exported the model (its manifest names the folder), or from --events.
 """
@@ -13,14 +14,7 @@ import pandas as pd
 from tfrec.data.schema import read_events, read_parquet_file
 from tfrec.features.ordering import order_watches
 from tfrec.keras_check import require_keras2
-
-
-def latest_version(model_dir):
-    versions = [int(d) for d in os.listdir(model_dir) if d.isdigit()] \
-        if os.path.isdir(model_dir) else []
-    if not versions:
-        raise FileNotFoundError(f"no exported version in {model_dir}")
-    return os.path.join(model_dir, str(max(versions)))
+from tfrec.serving.version_sets import served_path
 
 
 def user_request(events_dir, user_id, signature_inputs):
@@ -67,7 +61,7 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
     None), manifest) for a user, from the SavedModel only."""
     check_k(k)
     tf = require_keras2()
-    path = latest_version(os.path.join(saved_models, model))
+    path = served_path(saved_models, model)
     with open(os.path.join(path, "manifest.json")) as f:
         manifest = json.load(f)
     if model == "retrieval_scann":
@@ -96,7 +90,7 @@ def rerank(saved_models, events_dir, user_id, candidates, k=10):
     from tfrec.models.ranking_training import ranking_features
     check_k(k)
     tf = require_keras2()
-    path = latest_version(os.path.join(saved_models, "ranker"))
+    path = served_path(saved_models, "ranker")
     with open(os.path.join(path, "manifest.json")) as f:
         manifest = json.load(f)
     events = read_events(events_dir)

@@ -168,7 +168,7 @@ def _point_models_config(base_dir, entry):
     return path
 
 
-def publish(base_dir, staged, keep=3, run=None, log=print):
+def publish(base_dir, staged, keep=3, run=None, log=print, carry_over=False):
     """Publish servable folders as one new version set and point models.config at it.
 
     Args:
@@ -176,18 +176,27 @@ def publish(base_dir, staged, keep=3, run=None, log=print):
       staged: {model name: folder holding that servable's SavedModel and manifest.json}.
       keep: complete sets to keep (the newest); older ones are deleted.
       run: the run's name, recorded with the set.
+      carry_over: the new set also takes, unchanged, the served set's servables that `staged`
+        does not replace (updating one servable of a deployment); off, the set is `staged`.
     Returns:
       {"version": N, "paths": {name: <base_dir>/<name>/<N>}, "models_config": its path}.
     """
     if keep < 1:
         raise ValueError(f"keep must be >= 1, got {keep}")
     base_dir = os.path.abspath(base_dir)
-    names = sorted(staged)
     with _locked(base_dir):
         recovered = _recover_locked(base_dir)
         if recovered and recovered["rolled_back"]:
             log(f"  removed the half-published version set {recovered['version']} "
                 "an interrupted run left")
+        if carry_over and os.path.exists(os.path.join(base_dir, SETS)):
+            try:
+                served = served_set(base_dir)
+            except VersionSetError:
+                served = {"servables": []}
+            staged = {**{n: os.path.join(base_dir, n, str(served["version"]))
+                         for n in served["servables"]}, **staged}
+        names = sorted(staged)
         version = max(_versions_on_disk(base_dir) |
                       {s["version"] for s in version_sets(base_dir)}, default=0) + 1
         _write_atomic(os.path.join(base_dir, JOURNAL),
