@@ -142,10 +142,15 @@ CASES = [
     *[(f"age_1e30_clamped_to_max_{m}", m, "serving_default", [setting("example_age", 1e30)],
        [setting("example_age", lambda w: w["max_age"])]) for m in USER],
     *[(f"history_1d_{m}", m, "serving_default", [replacing("watch_history", lambda x: x[0])],
-       "watch_history must have rank 2 ([batch, 5]), got rank 1") for m in USER],
-    *[(f"history_width_{m}", m, "serving_default",
+       "watch_history must have rank 2 ([batch, n]), got rank 1") for m in USER],
+    # Any width up to MAX_REQUEST_HISTORY: a narrower history is ""-padded for the tower.
+    *[(f"history_narrower_is_padded_{m}", m, "serving_default",
        [replacing("watch_history", lambda x: x[:, :4])],
-       "watch_history must have shape [batch, 5], got shape [4 4]") for m in USER],
+       [replacing("watch_history", lambda x: np.concatenate(
+           [x[:, :4], np.full((len(x), 1), "", dtype=object)], axis=1))]) for m in USER],
+    *[(f"history_too_long_{m}", m, "serving_default",
+       [replacing("watch_history", lambda x: np.full((len(x), 1001), "v1", dtype=object))],
+       "watch_history has 1001 ids, more than the 1000 a request may carry") for m in USER],
     *[(f"batch_mismatch_{m}", m, "serving_default", [replacing("example_age", lambda x: x[:3])],
        "example_age has batch size 3 but watch_history has 4") for m in USER],
     ("age_scalar", "user_tower", "serving_default", [replacing("example_age", lambda x: x[0])],
@@ -158,7 +163,7 @@ CASES = [
        "exclude_ids has batch size 2 but watch_history has 4") for m in RETRIEVAL],
     *[(f"history_1d_{m}_exclude_watched", m, "exclude_watched",
        [NO_EXCLUSIONS, replacing("watch_history", lambda x: x[0])],
-       "watch_history must have rank 2 ([batch, 5]), got rank 1") for m in RETRIEVAL],
+       "watch_history must have rank 2 ([batch, n]), got rank 1") for m in RETRIEVAL],
     *[(f"valid_{m}", m, "serving_default", [], "offline") for m in USER],
     *[(f"valid_{m}_exclude_watched_nothing_extra", m, "exclude_watched", [NO_EXCLUSIONS],
        "offline") for m in RETRIEVAL],
@@ -223,18 +228,42 @@ def test_saved_model_cli_run_reports_the_named_input(world):
                          capture_output=True, text=True, env={**os.environ,
                                                               "TF_CPP_MIN_LOG_LEVEL": "3"})
     assert run.returncode != 0
-    assert "watch_history must have rank 2 ([batch, 5]), got rank 1" in run.stderr, \
+    assert "watch_history must have rank 2 ([batch, n]), got rank 1" in run.stderr, \
         run.stderr[-3000:]
 
 
 def test_signatures_accept_any_shape_and_manifests_keep_the_declared_ones(world):
     """Unknown-shape SignatureDefs let every request reach the checks; the manifest (what
-    `tfrec recommend` and clients read) still says [batch, 5]."""
+    `tfrec recommend` and clients read) declares the real shapes: the ranker's history [batch,
+    5], the retrieval servables' of any width (the tower reads the newest 5)."""
     import json
     for model, path in world["paths"].items():
         manifest = json.load(open(os.path.join(path, "manifest.json")))
-        assert manifest["inputs"]["watch_history"] == {"dtype": "string", "shape": [None, H]}
+        width = H if model == "ranker" else None
+        assert manifest["inputs"]["watch_history"] == {"dtype": "string", "shape": [None, width]}
+        if model != "ranker":
+            assert (manifest["max_request_history"], manifest["tower_history"]) == (1000, H)
         for signature in world["loaded"][model].signatures.values():
             specs = signature.structured_input_signature[1]
             assert set(specs) >= set(manifest["inputs"])
             assert all(spec.shape.rank is None for spec in specs.values())
+
+
+@pytest.mark.parametrize("model", USER)
+def test_a_long_history_is_read_newest_first_and_excluded_whole(world, model):
+    """The tower reads the newest 5 ids; every id of the request (here 5 + 25 more, i.e. every
+    video of the corpus but a few) is excluded from the results, as evaluation excludes the
+    whole earlier history."""
+    request = world["request"][model]
+    ids, _ = world["cg"].candidate_table()
+    older = np.array([[v for v in ids if v not in row][:25] for row in request["watch_history"]],
+                     dtype=object)
+    long = {**request, "watch_history": np.concatenate([request["watch_history"], older], 1)}
+    got, short = serve(world, model, long), serve(world, model, request)
+    if model == "user_tower":
+        np.testing.assert_allclose(got["user_vector"], short["user_vector"], rtol=1e-6)
+        return
+    for row, returned in enumerate(got["video_ids"].astype(str)):
+        finite = np.isfinite(got["scores"][row])
+        assert not set(returned[finite]) & set(long["watch_history"][row]), row
+        assert finite.sum() == min(K, len(ids) - len(set(long["watch_history"][row]) - {""}))

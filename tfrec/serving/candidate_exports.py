@@ -7,13 +7,11 @@
 import os
 import time
 
-import numpy as np
-
 from tfrec.keras_check import require_keras2
 from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import relaxed_signature
-from tfrec.serving.retrieval import (BruteForceRetrieval, ScannRetrieval, checked_user_request,
-                                     query_vectors, serving_signature)
+from tfrec.serving.retrieval import (MAX_REQUEST_HISTORY, BruteForceRetrieval, ScannRetrieval,
+                                     checked_user_request, query_vectors, request_signature)
 from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
 
 tf = require_keras2()
@@ -28,7 +26,7 @@ class UserTowerServable(tf.Module):
         super().__init__(name=name)
         self.user_tower = user_tower
         self.serve = tf.function(self._serve, input_signature=[
-            relaxed_signature(serving_signature(user_tower))])
+            relaxed_signature(request_signature(user_tower))])
 
     def _serve(self, features):
         features = checked_user_request(self.user_tower, features)
@@ -72,9 +70,7 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
         "user_tower": UserTowerServable(tower),
         "retrieval_brute_force": BruteForceRetrieval(tower, video_ids, table, k, with_bias),
         "retrieval_scann": ScannRetrieval(tower, video_ids, searcher.serialize_to_module(), k,
-                                          with_bias, max_history=inputs.get(
-                                              "watch_history", np.zeros((0, 0))).shape[1],
-                                          search_kwargs=settings.search_kwargs()),
+                                          with_bias, search_kwargs=settings.search_kwargs()),
     }
     batches = [{n: v[i:i + 256] for n, v in inputs.items()}
                for i in range(0, len(queries), 256)]
@@ -87,12 +83,15 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
            "scann_qps": _qps(servables["retrieval_scann"].serve, batches)}
     warmup = [{n: v[:2] for n, v in inputs.items()}]
     signature = {n: {"dtype": s.dtype.name, "shape": s.shape.as_list()}
-                 for n, s in serving_signature(tower).items()}
+                 for n, s in request_signature(tower).items()}
+    history = {"max_request_history": MAX_REQUEST_HISTORY,
+               "tower_history": int(tower.input["watch_history"].shape[1])} \
+        if "watch_history" in tower.input else {}
     paths = {}
     for name, module in servables.items():
         paths[name] = save_servable(
             module, os.path.join(out_dir, name), name,
-            {**manifest, "inputs": signature, "k": k,
+            {**manifest, "inputs": signature, **history, "k": k,
              "ann": ann if name == "retrieval_scann" else None},
             warmup_requests=warmup, scann=name == "retrieval_scann")
     return {"paths": paths, "ann": ann}

@@ -17,8 +17,11 @@ from tfrec.keras_check import require_keras2
 from tfrec.serving.version_sets import served_path
 
 
-def user_request(events_dir, user_id, signature_inputs):
-    """{input name: [1, ...] numpy} for one user, and the user's recent watches (newest first)."""
+def user_request(events_dir, user_id, signature_inputs, max_history=None):
+    """{input name: [1, ...] numpy} for one user, and the user's recent watches (newest first).
+
+    A `watch_history` declared of any width gets the user's whole watch list, newest first (at
+    most `max_history`, the export's limit): the servable excludes all of it."""
     watches = read_parquet_file(os.path.join(events_dir, "watches.parquet"))
     users = read_parquet_file(os.path.join(events_dir, "users.parquet")).set_index("user_id")
     if user_id not in users.index:
@@ -27,7 +30,7 @@ def user_request(events_dir, user_id, signature_inputs):
     request = {}
     for name, spec in signature_inputs.items():
         if name == "watch_history":
-            width = spec["shape"][1]
+            width = spec["shape"][1] or max(1, min(len(mine), max_history or len(mine)))
             row = list(mine[:width]) + [""] * max(0, width - len(mine))
             request[name] = np.array([row], dtype=object)
         elif name == "search_tokens":
@@ -67,10 +70,15 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
     if model == "retrieval_scann":
         import scann  # noqa: F401  (registers the ScaNN ops the SavedModel needs)
     request, recent = user_request(events_dir or manifest["events_dir"], str(user_id),
-                                   manifest["inputs"])
-    # Everything the user has watched is excluded, not only the history input's last 50.
-    request["exclude_ids"] = np.array([recent or [""]], dtype=object)
-    serve = tf.saved_model.load(path).signatures["exclude_watched"]
+                                   manifest["inputs"], manifest.get("max_request_history"))
+    # Everything the user has watched is excluded: what the history input cannot carry goes
+    # to the exclude_watched signature's extra ids.
+    beyond = recent[request["watch_history"].shape[1]:] if "watch_history" in request else recent
+    signature = "serving_default"
+    if beyond:
+        request["exclude_ids"] = np.array([beyond], dtype=object)
+        signature = "exclude_watched"
+    serve = tf.saved_model.load(path).signatures[signature]
     out = serve(**{name: tf.constant(value) for name, value in request.items()})
     ids = [v.decode() for v in out["video_ids"].numpy()[0]]
     scores = out["scores"].numpy()[0].tolist()

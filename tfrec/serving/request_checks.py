@@ -8,6 +8,7 @@ through `checked_request` first. A bad request fails with INVALID_ARGUMENT (in P
   <name> must have shape [batch, 50], got shape [2 49]
   <name> has batch size 3 but <first input> has 2
   <name> must be finite (no NaN or inf), got 1 non-finite of 3 values   (float inputs)
+  <name> has 1200 ids, more than the 1000 a request may carry        (inputs of any width)
 
 Finite values outside the training range are answered, not rejected:
   example_age (user tower)  clamped to [0, the largest example age of training]: the tower only
@@ -95,11 +96,18 @@ def _finite_checks(features, specs):
     return checks
 
 
+def _width_checks(features, max_widths):
+    return [_assert(tf.shape(features[n])[1] <= width,
+                    f"{n} has {{}} ids, more than the {width} a request may carry",
+                    tf.shape(features[n])[1])
+            for n, width in max_widths.items()]
+
+
 # Each stage assumes the ones before it passed (e.g. shapes are compared only at the right rank).
 STAGES = (_rank_checks, _trailing_dimension_checks, _batch_checks, _finite_checks)
 
 
-def checked_request(features, specs, clip=None):
+def checked_request(features, specs, clip=None, max_widths=None):
     """The request's inputs after the checks (module docstring), with static shapes, clamped.
 
     Call inside the serving tf.function, on the tensors of a `relaxed_signature`.
@@ -109,6 +117,7 @@ def checked_request(features, specs, clip=None):
       specs: {name: tf.TensorSpec} declared shape [None, ...] (batch first) and dtype; the batch
         sizes are compared with the first one's.
       clip: {name: (low, high)} float inputs clamped into [low, high] after the checks.
+      max_widths: {name: most columns} for rank-2 inputs declared of any width.
     Returns:
       {name: tensor} for each name of `specs`: the same values (clamped where asked), shapes set
       to the declared ones; nothing downstream runs before every check passed.
@@ -117,7 +126,8 @@ def checked_request(features, specs, clip=None):
     """
     features = {name: features[name] for name in specs}
     checks = []
-    for stage in STAGES:
+    stages = STAGES + ((lambda f, _: _width_checks(f, max_widths)),) if max_widths else STAGES
+    for stage in stages:
         with tf.control_dependencies(checks):
             checks = checks + stage(features, specs)
     with tf.control_dependencies(checks):

@@ -4,7 +4,13 @@
 TensorFlow ops only, so stock TF Serving can serve it. `ScannRetrieval` asks a ScaNN index instead
 (needs the scann ops: `import scann` before loading). Both exclude the videos in the request's
 watch history: brute force exactly (their scores are set to -inf), ScaNN by fetching
-k + max_history neighbours and dropping the watched ones.
+k + (history width) neighbours and dropping the watched ones.
+
+`watch_history` [B, W] (newest first, "" padding) may be of any width W up to
+MAX_REQUEST_HISTORY: the user tower reads its newest `max_history` ids (cut, or ""-padded when
+W is smaller, exactly as training built its histories), and the exclusion covers all W. So a
+front end sends the user's whole watch list (up to that maximum) and never gets a watched video
+back, as the offline evaluation excludes the whole earlier history.
 
 Signatures: `serving_default` takes the user tower's named inputs; `exclude_watched` takes the
 same plus `exclude_ids` [B, E] string ("" padding), more ids never to return (e.g. a user's full
@@ -23,6 +29,8 @@ from tfrec.serving.request_checks import checked_request, relaxed_signature
 tf = require_keras2()
 
 NEG_INF = float("-inf")
+# Most watch_history ids one request may carry (all of them are excluded from the results).
+MAX_REQUEST_HISTORY = 1000
 EXCLUDE_IDS = tf.TensorSpec([None, None], tf.string, name="exclude_ids")
 
 
@@ -31,6 +39,20 @@ def serving_signature(model):
     request shapes (the manifest's "inputs"; the signatures accept any shape and check these)."""
     return {name: tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype, name=name)
             for name, tensor in model.input.items()}
+
+
+def request_signature(user_tower):
+    """{name: tf.TensorSpec}: the declared request (the manifest's "inputs"): the user tower's
+    inputs, with `watch_history` of any width [None, None] (at most MAX_REQUEST_HISTORY)."""
+    specs = serving_signature(user_tower)
+    if "watch_history" in specs:
+        specs["watch_history"] = tf.TensorSpec([None, None], tf.string, name="watch_history")
+    return specs
+
+
+def tower_width(user_tower):
+    """The history width the user tower reads (its `watch_history` input's)."""
+    return int(user_tower.input["watch_history"].shape[1])
 
 
 def user_input_ranges(user_tower):
@@ -51,13 +73,26 @@ def user_input_ranges(user_tower):
 def checked_user_request(user_tower, features, extra_specs=None):
     """The user tower's inputs (and `extra_specs`' ones, e.g. exclude_ids) after the request
     checks, example_age clamped; {name: tensor} with the declared static shapes."""
-    specs = {**serving_signature(user_tower), **(extra_specs or {})}
-    return checked_request(features, specs, user_input_ranges(user_tower))
+    specs = {**request_signature(user_tower), **(extra_specs or {})}
+    widths = {"watch_history": MAX_REQUEST_HISTORY} if "watch_history" in specs else None
+    return checked_request(features, specs, user_input_ranges(user_tower), widths)
+
+
+def _fit_width(ids, width):
+    """[B, W] string ids -> [B, width]: the first `width` columns, "" padding when W < width."""
+    ids = ids[:, :width]
+    ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values="")
+    ids.set_shape([None, width])
+    return ids
 
 
 def query_vectors(user_tower, features, with_bias):
-    """u [B, d] (with a 1 appended when the candidate table carries a bias column)."""
-    u = user_tower({name: features[name] for name in user_tower.input}, training=False)
+    """u [B, d] (with a 1 appended when the candidate table carries a bias column); a
+    `watch_history` of any width is cut or padded to the tower's."""
+    inputs = {name: features[name] for name in user_tower.input}
+    if "watch_history" in inputs:
+        inputs["watch_history"] = _fit_width(inputs["watch_history"], tower_width(user_tower))
+    u = user_tower(inputs, training=False)
     if with_bias:
         u = tf.concat([u, tf.ones_like(u[:, :1])], axis=1)
     return u
@@ -75,7 +110,7 @@ class _Retrieval(tf.Module):
         self.id_to_row = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(video_ids, tf.string),
                                                 tf.range(len(video_ids), dtype=tf.int64)), -1)
-        self.signature = relaxed_signature(serving_signature(user_tower))
+        self.signature = relaxed_signature(request_signature(user_tower))
 
     def excluded_rows(self, features, exclude_ids=None):
         """[B, H + E] table rows never to return (-1 for padding and unknown ids), or None."""
@@ -143,16 +178,16 @@ class ScannRetrieval(_Retrieval):
 
     Args:
       searcher_module: `scann_ops.builder(...).build().serialize_to_module()`.
-      max_history: the watch-history width; k + max_history neighbours are fetched.
       search_kwargs: ScaNN search-time parameters (leaves_to_search, pre_reorder_num_neighbors).
       others as BruteForceRetrieval.
+    k + (the request's history width + exclude_ids width) neighbours are fetched, so k remain
+    after the exclusions.
     """
 
     def __init__(self, user_tower, video_ids, searcher_module, k=100, with_bias=False,
-                 max_history=0, search_kwargs=None, name=None):
+                 search_kwargs=None, name=None):
         super().__init__(user_tower, video_ids, None, k, with_bias, name=name)
         self.searcher_module = searcher_module
-        self.fetch = int(k) + int(max_history)
         self.leaves_to_search = int((search_kwargs or {}).get("leaves_to_search") or -1)
         self.reorder = int((search_kwargs or {}).get("pre_reorder_num_neighbors") or -1)
         self._make_signatures()
@@ -161,7 +196,9 @@ class ScannRetrieval(_Retrieval):
         from scann.scann_ops.py import scann_ops
         searcher = scann_ops.searcher_from_module(self.searcher_module)
         u = query_vectors(self.user_tower, features, self.with_bias)
-        fetch = tf.constant(self.fetch)
+        fetch = tf.constant(self.k)
+        if "watch_history" in features:
+            fetch += tf.shape(features["watch_history"])[1]
         if exclude_ids is not None:
             fetch += tf.shape(exclude_ids)[1]
         # ScaNN returns at most the reordering depth: never ask for fewer than we fetch.
