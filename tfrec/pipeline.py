@@ -24,7 +24,7 @@ from tfrec.features.local_driver import CandidateExamples, build_candidate_examp
 from tfrec.models.popularity import Popularity
 from tfrec.progress import progress_bar, progress_callback
 from tfrec.run_lock import run_folder_lock
-from tfrec.stages import Stage, run_stages, write_json_atomic
+from tfrec.stages import Stage, fingerprint_files, run_stages, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
 # Recall@K is also measured at these K, for the report's Recall@K curves.
@@ -81,6 +81,15 @@ def run_events(ctx):
     ctx.log(f"  {events.counts()}")
     return {"data": {"source": ctx.config.data.source, "format": ctx.config.data.format,
                      **events.counts(), "dropped_duplicates": events.dropped_duplicates}}
+
+
+def events_input_files(config):
+    """Fingerprint of the files the events stage reads: the data folder (or the TFDS data_dir).
+    Fetched MovieLens is pinned by its sha256 checksums and the simulator by its config, so they
+    need none (and a first fetch does not change the key)."""
+    data = config.data
+    folder = data.tfds_data_dir if data.format == "tfds" else data.path
+    return fingerprint_files(os.path.abspath(folder)) if folder else None
 
 
 def load_events_stage(ctx):
@@ -321,7 +330,8 @@ def pipeline_stages():
     """The stages in dependency order."""
     cg_on = lambda c: c.candidate_generation.enabled  # noqa: E731
     return [
-        Stage("events", run_events, load_events_stage, config_sections=("data",)),
+        Stage("events", run_events, load_events_stage, config_sections=("data",),
+              input_files=events_input_files),
         Stage("examples", run_examples, load_examples, depends_on=("events",),
               config_sections=("examples",)),
         Stage("popularity", run_popularity, lambda ctx: None, depends_on=("events", "examples"),

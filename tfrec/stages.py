@@ -50,6 +50,8 @@ class Stage:
       enabled: callable(config) -> bool; disabled stages are skipped (and so is what needs them).
       check: optional callable(StageContext), raising OSError/ValueError/KeyError when cached
         outputs can no longer be used (e.g. exported versions deleted): the stage runs again.
+      input_files: optional callable(config) -> JSON-able fingerprint of the files outside the
+        run the stage reads (hashed into its key, so editing them in place reruns it).
     """
 
     name: str
@@ -61,6 +63,7 @@ class Stage:
     version: int = 1
     enabled: typing.Callable = lambda config: True
     check: typing.Optional[typing.Callable] = None
+    input_files: typing.Optional[typing.Callable] = None
 
 
 class LazyInputs(dict):
@@ -174,7 +177,27 @@ def stage_key(stage, config, upstream_keys):
     spec = {"stage": stage.name, "tfrec": tfrec.__version__, "version": stage.version,
             "config": {s: _section(config, s) for s in stage.config_sections},
             "upstream": {name: upstream_keys[name] for name in upstream}}
+    if stage.input_files is not None:
+        spec["input_files"] = stage.input_files(config)
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fingerprint_files(folder):
+    """[[relative path, size, mtime_ns, sha256]] of every file under `folder`, sorted; [] when it
+    does not exist. Content, not only the name, decides whether a cached stage is still valid."""
+    rows = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            stat = os.stat(path)
+            rows.append([os.path.relpath(path, folder), stat.st_size, stat.st_mtime_ns,
+                         digest.hexdigest()])
+    return rows
 
 
 def downstream_of(stages, names):
