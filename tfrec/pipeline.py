@@ -144,7 +144,7 @@ SERVABLES = "servables"  # saved (unversioned) servables inside the export and r
 
 
 def run_candidate_generation(ctx):
-    from tfrec.models.training import save_model_weights, train_candidate_generation
+    from tfrec.models.training import model_artifacts, save_model, train_candidate_generation
     from tfrec.evaluation.projector import write_projector
     cg, examples = ctx.config.candidate_generation, ctx.inputs["examples"]
     events = ctx.inputs["events"]
@@ -165,19 +165,19 @@ def run_candidate_generation(ctx):
                                         world, ctx.config.evaluation.ks).items():
             truth.pop("queries")
             result[split].update(truth)
-    save_model_weights(model, ctx.path(WEIGHTS))
+    save_model(model, ctx.path(WEIGHTS), model_artifacts(examples, events.users, _corpus(ctx)))
     write_projector(ctx.run_path("tensorboard", "projector"), model, events.videos)
     ctx.log(_test_line(result["test"]))
     return {"retrieval": result}
 
 
 def load_candidate_generation(ctx):
+    """The trained model, from its weights and artifacts alone (no training data is read)."""
     from tfrec.models.training import load_model
     cg = ctx.config.candidate_generation
     if not os.path.exists(ctx.path(WEIGHTS + ".index")):
         raise FileNotFoundError(ctx.path(WEIGHTS + ".index"))
-    return load_model(ctx.path(WEIGHTS), ctx.inputs["examples"], ctx.inputs["events"].users,
-                      _corpus(ctx), cg.tower, cg.softmax, seed=cg.training.seed)
+    return load_model(ctx.path(WEIGHTS), cg.tower, cg.softmax, seed=cg.training.seed)
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -338,7 +338,8 @@ def pipeline_stages():
               config_sections=("evaluation",)),
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
               depends_on=("events", "examples"),
-              config_sections=("evaluation", "candidate_generation"), enabled=cg_on),
+              config_sections=("evaluation", "candidate_generation"), enabled=cg_on,
+              version=2),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,

@@ -8,6 +8,7 @@ uninterrupted run would have: batch order depends only on (seed, epoch) and ever
 comes from checkpointed state.
 """
 import json
+import os
 import time
 
 import numpy as np
@@ -35,26 +36,61 @@ def _optimizer(config):
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or adagrad")
 
 
+def model_artifacts(examples, users, corpus_ids):
+    """What fixes a model's vocabularies and shapes, taken from its training data (JSON-able).
+
+    Returns:
+      {"video_ids": [V] str, "label_counts": [V] int (training labels per video),
+       "demographic_vocabularies": {column: sorted distinct values},
+       "max_example_age_seconds": float}.
+    """
+    counts = pd.Series(examples.train["label"]).value_counts().reindex(corpus_ids, fill_value=0)
+    return {
+        "video_ids": [str(v) for v in corpus_ids],
+        "label_counts": [int(c) for c in counts.to_numpy()],
+        "demographic_vocabularies": {c: sorted(set(users[c].astype(str)))
+                                     for c in users.columns if c != "user_id"},
+        "max_example_age_seconds": float(np.max(examples.train["example_age"]))
+        if len(examples.train) else 1.0,
+    }
+
+
+def model_from_artifacts(artifacts, tower, softmax, seed=0):
+    """A CandidateGenerationModel (untrained) with the vocabularies and counts of `artifacts`."""
+    return CandidateGenerationModel(np.asarray(artifacts["video_ids"], dtype=object),
+                                    np.asarray(artifacts["label_counts"], dtype=np.int64),
+                                    artifacts["demographic_vocabularies"],
+                                    artifacts["max_example_age_seconds"], tower, softmax,
+                                    seed=seed)
+
+
 def build_model(examples, users, corpus_ids, tower, softmax, seed=0):
     """A CandidateGenerationModel fitted to the vocabularies and counts of the training data."""
-    counts = pd.Series(examples.train["label"]).value_counts().reindex(corpus_ids, fill_value=0)
-    vocabularies = {c: users[c].astype(str).tolist() for c in users.columns if c != "user_id"}
-    max_age = float(np.max(examples.train["example_age"])) if len(examples.train) else 1.0
-    return CandidateGenerationModel(corpus_ids, counts.to_numpy(), vocabularies, max_age, tower,
-                                    softmax, seed=seed)
+    return model_from_artifacts(model_artifacts(examples, users, corpus_ids), tower, softmax,
+                                seed)
 
 
-def load_model(weights_path, examples, users, corpus_ids, tower, softmax, seed=0):
-    """The model `save_model_weights` saved: rebuilt from the same data and configs (which fix
-    the vocabularies and shapes), then its weights restored."""
-    model = build_model(examples, users, corpus_ids, tower, softmax, seed=seed)
+def _artifacts_path(weights_path):
+    return f"{weights_path}.artifacts.json"
+
+
+def save_model(model, weights_path, artifacts):
+    """TensorFlow-checkpoint weights at `weights_path` (a file prefix) and, beside them,
+    `artifacts` (`model_artifacts`) as JSON, so loading the model reads no training data."""
+    model.save_weights(weights_path)
+    tmp = _artifacts_path(weights_path) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(artifacts, f)
+    os.replace(tmp, _artifacts_path(weights_path))
+
+
+def load_model(weights_path, tower, softmax, seed=0):
+    """The model `save_model` saved: rebuilt from its artifacts and the configs (which fix the
+    vocabularies and shapes), then its weights restored."""
+    with open(_artifacts_path(weights_path)) as f:
+        model = model_from_artifacts(json.load(f), tower, softmax, seed)
     model.load_weights(weights_path).expect_partial()
     return model
-
-
-def save_model_weights(model, weights_path):
-    """TensorFlow-checkpoint weights at `weights_path` (a file prefix)."""
-    model.save_weights(weights_path)
 
 
 def query_scorer(model, tower):
