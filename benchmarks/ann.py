@@ -1,4 +1,4 @@
-"""ScaNN vs exact brute force at 1M videos, measured side by side in one run (PROTOCOL.md, ANN).
+"""ScaNN vs exact brute force at 1M videos, side by side in one run (docs/PROTOCOL.md, ANN).
 
 Synthetic clustered embeddings with varied norms, in two difficulties: "tight" clusters and
 "overlapping" ones (wider noise). For each: recall@10 of ScaNN against exact top-10 on 10,000

@@ -1,4 +1,4 @@
-"""P1 (PROTOCOL.md) table of candidate generation on MovieLens-100K: losses and feature ablation.
+"""P1 (docs/PROTOCOL.md) table of candidate generation on MovieLens-100K: losses, feature ablation.
 
 Every variant is the main pipeline config (pipelines/movielens_100k.yaml) with a few overrides,
 trained with the epoch chosen on validation and reported on test, mean and spread over seeds,
@@ -79,7 +79,7 @@ def summarise(runs):
 
 
 def markdown(results, popularity, seeds, command):
-    lines = [f"Test figures, P1 protocol (PROTOCOL.md), MovieLens-100K, epoch chosen on "
+    lines = [f"Test figures, P1 protocol (docs/PROTOCOL.md), MovieLens-100K, epoch chosen on "
              f"validation map@100; mean ± std over seeds {seeds}.", "",
              f"Command: `{command}`", "",
              "| variant | " + " | ".join(METRICS) + " | best epochs | train ex/s |",

@@ -1,5 +1,5 @@
-"""P2 (PROTOCOL.md) ablation of candidate generation on the simulated world: do search tokens and
-example age help where they should?
+"""P2 (docs/PROTOCOL.md) ablation of candidate generation on the simulated world: do search
+tokens and example age help where they should?
 
 Every variant is pipelines/simulated_youtube.yaml with other tower features, trained with the
 epoch chosen on validation map@100, reported on test (next-watch metrics and recall of the true
@@ -70,8 +70,8 @@ def run_variants(names, seeds):
 
 
 def table(popularity, runs, seeds, command):
-    lines = ["Simulated world (`small`: 10k videos, 5k users; PROTOCOL.md P2), test split, epoch "
-             f"chosen on validation map@100; mean ± std over seeds {seeds}.", "",
+    lines = ["Simulated world (`small`: 10k videos, 5k users; docs/PROTOCOL.md P2), test split, "
+             f"epoch chosen on validation map@100; mean ± std over seeds {seeds}.", "",
              f"Command: `{command}`", "",
              "| tower features | " + " | ".join(METRICS) + " | best epochs |",
              "|---|" + "---|" * (len(METRICS) + 1),

@@ -1,5 +1,5 @@
 """Ranking quality: watch-time-weighted LR vs click-trained LR vs candidate-generation score,
-and the paper's Table-1-style sweep of hidden layers, by weighted per-user loss (PROTOCOL.md).
+and the paper's Table-1-style sweep of hidden layers, by weighted per-user loss (docs/PROTOCOL.md).
 
 Data: `--events DIR` (event Parquet files with impressions, e.g. the simulator's; `--true-column`
 names the impressions column with the true expected watch time), or by default the clickbait toy

@@ -1,4 +1,4 @@
-"""The event schema every data source produces (ARCHITECTURE.md, "The event schema").
+"""The event schema every data source produces (docs/ARCHITECTURE.md, "The event schema").
 
 Five tables, as pandas DataFrames:
   watches:     user_id, video_id, timestamp (int64 s), watch_time (float64 s, >= 0)

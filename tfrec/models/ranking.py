@@ -24,8 +24,9 @@ where r is the negative subsampling rate of training: keeping negatives with pro
 multiplies the paper's learned odds by 1 / r (see the loss module), and + log(r) undoes it (with
 all_impressions the kept negatives weigh 1 / r instead). scale and shift are 1 and 0 until
 `calibrate` fits them on validation (`tfrec.models.ranking_calibration`).
-Metrics: click AUC, never weighted by watch time (FIELD_NOTES pitfall 14): the click task gets no
-sample weights; without a click head it only measures the watch logit's AUC (its loss unused).
+Metrics: click AUC, never weighted by watch time (docs/DESIGN_NOTES.md, "Sample weights and
+metrics"): the click task gets no sample weights; without a click head it only measures the
+watch logit's AUC (its loss unused).
 """
 import math
 

@@ -1,10 +1,11 @@
 """Calibrating the ranker's served logit on validation impressions (Platt scaling).
 
 A ranker picked by validation loss after a pass or two over heavy-tailed watch-time weights is
-over-confident: its largest exp(logit) overshoot (FIELD_NOTES: calibration). Two numbers fitted on
-validation, served logit = scale * logit + shift, with scale > 0, fix that without changing the
-order of any page (Platt 1999; "temperature scaling", Guo et al. 2017). They minimise the ranker's
-own training objective, which is a proper scoring rule for the odds, so no ground truth is used.
+over-confident: its largest exp(logit) overshoot (docs/DESIGN_NOTES.md, "Calibration of the
+ranker"). Two numbers fitted on validation, served logit = scale * logit + shift, with
+scale > 0, fix that without changing the order of any page (Platt 1999; "temperature scaling",
+Guo et al. 2017). They minimise the ranker's own training objective, which is a proper scoring
+rule for the odds, so no ground truth is used.
 
 Every objective of the ranker has the form, per impression with logit z,
   A softplus(-z) + B softplus(z)

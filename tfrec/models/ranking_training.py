@@ -1,6 +1,6 @@
 """Training the ranker with the epoch chosen on validation: by the paper's weighted per-user loss
-(PROTOCOL.md), or by the weighted logistic loss, a proper scoring rule that also rewards calibration
-(`RankingConfig.selection_metric`).
+(docs/PROTOCOL.md), or by the weighted logistic loss, a proper scoring rule that also rewards
+calibration (`RankingConfig.selection_metric`).
 
 `train_ranker` is the stage's entry point: ranking ExampleSets in (from
 `tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.

@@ -3,8 +3,8 @@
 ScaNN's own guide (scann/docs/algorithms.md): below ~20k items exact (brute-force) scoring is
 best; above, a partitioning tree with about sqrt(n) leaves, asymmetric hashing with 2 dimensions
 per block, and reordering of well more than k candidates. Defaults are far from usable at scale
-(FIELD_NOTES #16), so `tune_scann` searches leaves-to-search and reordering depth until recall@k
-against exact search reaches the target, and reports what it measured.
+(docs/DESIGN_NOTES.md, "Tuning ScaNN"), so `tune_scann` searches leaves-to-search and reordering
+depth until recall@k against exact search reaches the target, and reports what it measured.
 """
 import dataclasses
 import time
@@ -118,7 +118,7 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
     else:
         leaves = int(np.sqrt(n))
         # On hard, overlapping data the reordering depth decides recall more than the leaves
-        # searched (FIELD_NOTES #16), so both go well beyond k.
+        # searched (docs/DESIGN_NOTES.md, "Tuning ScaNN"), so both go well beyond k.
         reorders = sorted({max(k, r) for r in (100, 250, 500, 1000, 2000)} | {2 * k, 5 * k})
         base = ScannSettings(leaves, max(1, leaves // 20), reorders[-1], reorders[-1])
         trials = [dataclasses.replace(base, num_leaves_to_search=max(1, int(leaves * frac)),

@@ -1,4 +1,4 @@
-"""A YouTube-like world with ground truth (PROTOCOL.md, P2).
+"""A YouTube-like world with ground truth (docs/PROTOCOL.md, P2).
 
     world, events = simulate(preset("tiny"), seed=0)   # EventTables, like every other source
     world.expected_watch_time(users, videos, times, positions)  # the truth, for evaluation

@@ -89,12 +89,12 @@ PRESETS = {
     # Tests: a few seconds of simulation, enough events for the property tests.
     "tiny": SimulatorConfig(num_users=400, num_videos=600, num_topics=8, num_channels=40,
                             days=28, mean_sessions=10.0),
-    # The pipeline's simulated world (PROTOCOL P2: 10k videos / 5k users).
+    # The pipeline's simulated world (docs/PROTOCOL.md, P2: 10k videos / 5k users).
     "small": SimulatorConfig(),
     # About 10M events: the speed benchmark.
     "medium": SimulatorConfig(num_users=80_000, num_videos=100_000, num_topics=64,
                               num_channels=5_000, mean_sessions=11.0),
-    # Scale (PROTOCOL P2: 1M videos / 1M users); about 120M events, written in parts.
+    # Scale (docs/PROTOCOL.md, P2: 1M videos / 1M users); about 120M events, written in parts.
     "large": SimulatorConfig(num_users=1_000_000, num_videos=1_000_000, num_topics=128,
                              num_channels=50_000, mean_sessions=11.0),
 }
