@@ -323,7 +323,7 @@ def pipeline_stages():
     return [
         Stage("events", run_events, load_events_stage, config_sections=("data",)),
         Stage("examples", run_examples, load_examples, depends_on=("events",),
-              config_sections=("examples",)),
+              config_sections=("examples",), version=2),
         Stage("popularity", run_popularity, lambda ctx: None, depends_on=("events", "examples"),
               config_sections=("evaluation",)),
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
@@ -335,7 +335,7 @@ def pipeline_stages():
               enabled=lambda c: cg_on(c) and c.export.enabled),
         Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
-              config_sections=("ranking", "export.enabled"), version=2,
+              config_sections=("ranking", "export.enabled"), version=3,
               enabled=lambda c: cg_on(c) and c.ranking.enabled),
         Stage("publish", run_publish, load_publish, depends_on=("export",),
               optional_depends_on=("ranking",), config_sections=("export",), check=load_publish,
