@@ -85,7 +85,7 @@ def _pair_groups(a_left, b_left, a_right, b_right):
 
 
 def _watch_cuts(imp, ucode, times, w_u, w_t, keys, source):
-    """[n] each impression's cut as a row of the ordered watches table (`tfrec.features.history`).
+    """Each impression's cut, as a row of the ordered watches table (`tfrec.features.history`).
 
     A page built from a next-watch example carries that example's cut (`watches_before`, the
     label's position): its watches before are the example's, same-second ties included. A logged
@@ -104,7 +104,7 @@ def _watch_cuts(imp, ucode, times, w_u, w_t, keys, source):
         return cuts_at_times(keys(w_u, w_t), keys(ucode, times)), starts
     cuts = starts + imp["watches_before"].to_numpy(np.int64)
     ends = np.searchsorted(w_u, ucode, side="right")
-    padded = np.append(w_t, 0)  # so that every clipped index below is valid, even with no watches
+    padded = np.append(w_t, 0)  # so that the clipped indices below are valid at the table's end
     # The cut lies in the page's second: the watch before it is not later and the one after it
     # not earlier, else the page's time and its history would disagree.
     earlier_ok = (cuts == starts) | (padded[np.clip(cuts - 1, 0, len(w_t))] <= times)
@@ -122,8 +122,9 @@ def _last_group_watch(w_groups, q_groups, cuts, w_t, times):
     """([m] seconds from the last watch of the query's group before its cut, [m] bool never)."""
     row = last_row_before(w_groups, q_groups, cuts)
     never = row < 0
-    return np.where(never, NEVER_SECONDS, (times - w_t[np.maximum(row, 0)]).astype(np.float64)), \
-        never
+    seconds = np.full(len(row), NEVER_SECONDS)
+    seconds[~never] = times[~never] - w_t[row[~never]]
+    return seconds, never
 
 
 def video_topics(videos):
@@ -148,13 +149,16 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
     Args:
       events: validated tfrec.data.schema.EventTables (watches, users, videos, searches).
       impressions: impressions table (schema columns, plus any extra columns to pass through);
-        None uses `events.impressions`.
+        None uses `events.impressions`. An int `watches_before` column (pages built from
+        next-watch examples, `retrieved_impressions`) gives each impression its cut; without it
+        the cut is the watches strictly before the impression's time.
       max_history: watches kept in watch_history (= the candidate generator's max_history).
       max_search_queries: searches whose tokens are kept.
     Returns:
       ExampleSet.
     Raises:
-      DataError: no impressions, or an impression of a video or user missing from the tables.
+      DataError: no impressions, an impression of a video or user missing from the tables, or a
+        watches_before that is not a position of the impression's second in the user's watches.
     """
     imp = events.impressions if impressions is None else impressions
     source = events.sources.get("impressions", "impressions")
