@@ -4,8 +4,10 @@ import pytest
 
 from conftest import make_events
 from tfrec.data.movielens import read_recbole
-from tfrec.features.candidate_examples import (ExampleConfig, UserSearches, history_before,
-                                               history_positions, user_candidate_examples)
+from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
+                                               user_candidate_examples)
+from tfrec.features.history import (cuts_at_times, earlier_in_group, last_row_before,
+                                    rows_before)
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ordering import order_watches, tie_break_keys
 from tfrec.features.ragged import Ragged
@@ -33,15 +35,25 @@ def test_split_last_is_test_second_to_last_is_validation():
 
 def test_search_history_is_strictly_before_and_newest_first():
     times = np.array([1, 2, 2, 3, 5])
-    idx, lengths = history_before(times, np.array([2, 4, 1]), max_len=2)
+    idx, lengths = rows_before(cuts_at_times(times, np.array([2, 4, 1])), max_len=2)
     assert lengths.tolist() == [1, 2, 0]
     assert idx.tolist() == [0, 3, 2]
 
 
 def test_watch_history_is_the_positions_before_newest_first():
-    idx, lengths = history_positions(np.array([0, 1, 4]), max_len=3)
+    idx, lengths = rows_before(np.array([0, 1, 4]), max_len=3)
     assert lengths.tolist() == [0, 1, 3]
     assert idx.tolist() == [0, 3, 2, 1]
+
+
+def test_last_row_of_a_group_before_a_cut_and_counts_of_earlier_moments():
+    # Rows in watch order with groups 0, 1, 0, unknown, 0.
+    rows = last_row_before([0, 1, 0, -1, 0], query_groups=[0, 0, 1, 1, -1, 0],
+                           cuts=[2, 5, 1, 2, 5, 0])
+    assert rows.tolist() == [0, 4, -1, 1, -1, -1]
+    # (group, time, cut): equal moments are not earlier than each other.
+    got = earlier_in_group([7, 7, 7, 8, 7], [1, 2, 2, 1, 2], [0, 0, 1, 0, 1])
+    assert got.tolist() == [0, 1, 2, 0, 2]
 
 
 def test_same_second_watches_follow_the_tie_rule():

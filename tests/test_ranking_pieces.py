@@ -8,10 +8,16 @@ import pytest
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from conftest import make_events
 from ranking_fixture import simulated_world
+from tfrec.data.errors import DataError
 from tfrec.data.schema import EventTables, coerce_table
 from tfrec.evaluation.ranking import (calibration, click_auc, page_ids,
                                       weighted_per_user_loss)
+from tfrec.features.candidate_examples import ExampleConfig
+from tfrec.features.example_set import ExampleSet
+from tfrec.features.local_driver import build_candidate_examples
+from tfrec.features.ordering import order_watches
 from tfrec.features.ranking_examples import NEVER_SECONDS, build_ranking_examples
 from tfrec.losses.weighted_logistic import (WatchTimeLoss, WeightedLogisticLoss,
                                             watch_time_loss, watch_time_weights,
@@ -219,6 +225,62 @@ def test_ranking_examples_hand_case_uses_only_strictly_earlier_events():
     assert list(ex["video_language"]) == ["fr", "en", "fr", "en", "en", "en"]
     np.testing.assert_array_equal(ex["clicked"], [1, 0, 0, 1, 0, 0])
     np.testing.assert_array_equal(ex["watch_time"], [40, 0, 0, 7, 0, 0])
+
+
+def _tied_events():
+    """u watches a at 10, then b, c, d in one second (20; tie order b < c < d by crc32), e at 30.
+    Channels: a, c, e in k1, b, d in k2; topics: a, d, e t1, b, c t2."""
+    events = make_events([("u", "a", 10), ("u", "b", 20), ("u", "c", 20), ("u", "d", 20),
+                          ("u", "e", 30)])
+    events.videos = events.videos.assign(channel=["k1", "k2", "k1", "k2", "k1"],
+                                         topic=["t1", "t2", "t2", "t1", "t1"])
+    return events
+
+
+def test_pages_of_tied_next_watch_examples_get_the_examples_own_history():
+    events = _tied_events()
+    assert order_watches(events.watches)["video_id"].tolist() == ["a", "b", "c", "d", "e"]
+    ex = build_candidate_examples(events, ExampleConfig(min_history=1))
+    queries = ExampleSet.concat([ex.train, ex.validation])  # labels b, c, d: all at second 20
+    assert list(queries["label"]) == ["b", "c", "d"]
+    np.testing.assert_array_equal(queries["watches_before"], [1, 2, 3])
+    # One page per example, as retrieved_impressions builds them: its label (clicked) and e.
+    pages = pd.DataFrame({
+        "user_id": "u", "video_id": ["b", "e", "c", "e", "d", "e"], "timestamp": 20,
+        "position": [0, 1] * 3, "clicked": [1, 0] * 3, "watch_time": [1.0, 0.0] * 3,
+        "watches_before": np.repeat(queries["watches_before"], 2)})
+    rk = build_ranking_examples(events, pages, max_history=5)
+    assert list(rk["video_id"]) == ["b", "e", "c", "e", "d", "e"]
+    histories = [list(rk["watch_history"].row(i)) for i in range(len(rk))]
+    # The candidate examples' histories, byte for byte: ties before the label in tie order count.
+    assert histories[::2] == [list(queries["watch_history"].row(i)) for i in range(3)]
+    assert histories == [["a"], ["a"], ["b", "a"], ["b", "a"], ["c", "b", "a"], ["c", "b", "a"]]
+    never = NEVER_SECONDS
+    # From the same watches: e (k1) on d's page is 0 s after c, a tied watch before the cut.
+    np.testing.assert_array_equal(rk["seconds_since_channel_watch"], [never, 10, 10, 10, 0, 0])
+    np.testing.assert_array_equal(rk["seconds_since_topic_watch"], [never, 10, 0, 10, 10, 10])
+    # e was shown on the pages of the examples before in tie order.
+    np.testing.assert_array_equal(rk["previous_impressions"], [0, 0, 0, 1, 0, 2])
+    np.testing.assert_array_equal(rk["watches_before"], [1, 1, 2, 2, 3, 3])
+
+
+def test_a_logged_impression_in_a_watch_second_sees_only_strictly_earlier_watches():
+    # No watches_before: a page logged at 20 cannot tell which watches of second 20 preceded
+    # it (and a click's own watch is logged at its second), so none of them is before it.
+    events = _tied_events()
+    logged = pd.DataFrame({"user_id": "u", "video_id": ["d", "e", "e"], "timestamp": [20, 20, 31],
+                           "position": [0, 1, 0], "clicked": [1, 0, 0],
+                           "watch_time": [1.0, 0.0, 0.0]})
+    rk = build_ranking_examples(events, logged, max_history=5)
+    assert [list(rk["watch_history"].row(i)) for i in range(3)] == [
+        ["a"], ["a"], ["e", "d", "c", "b", "a"]]
+    np.testing.assert_array_equal(rk["watches_before"], [1, 1, 5])
+    np.testing.assert_array_equal(rk["seconds_since_channel_watch"], [NEVER_SECONDS, 10, 1])
+    np.testing.assert_array_equal(rk["previous_impressions"], [0, 0, 1])
+    # A cut outside the page's second (or the user's watches) is refused.
+    for bad in (1, 6):
+        with pytest.raises(DataError, match="watches_before=.* is not a position of that second"):
+            build_ranking_examples(events, logged.iloc[2:].assign(watches_before=bad))
 
 
 def test_ranking_examples_without_optional_columns_get_constant_features():

@@ -85,3 +85,55 @@ def test_if_retrieved_pages_hold_the_next_watch_only_when_the_generator_ranks_it
     assert all(len(p) == k + int(c) for (_, p), c in zip(pages, got_in))
     with pytest.raises(ValueError, match="positive must be"):
         retrieved_impressions(model, ex.validation, tower, events.watches, positive="sometimes")
+
+
+def test_movielens_test_pages_get_the_generators_test_history_ties_included(ml100k_dir):
+    """The P1 test queries of real MovieLens-100K, where many ratings share one second: the
+    ranking examples of their pages have, element for element, the query's watch_history, and
+    cg_score is the generator's u . v on it."""
+    import tensorflow as tf
+
+    from tfrec.data.movielens import read_recbole
+    from tfrec.features.local_driver import build_candidate_examples
+    from tfrec.models.config import SoftmaxConfig, UserTowerConfig
+    from tfrec.models.training import build_model
+    events = read_recbole(ml100k_dir)
+    ex = build_candidate_examples(events)
+    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8))
+    tf.keras.utils.set_random_seed(0)
+    # Untrained weights: the history rule does not depend on them, and u still differs with
+    # the history, so cg_score tells the histories apart.
+    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
+                        SoftmaxConfig(loss="full", use_bias=True))
+    imp = retrieved_impressions(model, ex.test, tower, events.watches, top_n=10,
+                                negatives_per_page=3, seed=0)
+    ranking = build_ranking_examples(events, imp, max_history=tower.max_history)
+    query = {u: i for i, u in enumerate(ex.test["user_id"])}  # one test query per user
+    rows = np.array([query[u] for u in ranking["user_id"]])
+    expected = ex.test["watch_history"].take(rows)
+    assert len(ranking) == 4 * len(ex.test) == 4 * 943
+    np.testing.assert_array_equal(ranking["watch_history"].lengths, expected.lengths)
+    np.testing.assert_array_equal(ranking["watch_history"].values, expected.values)
+    np.testing.assert_array_equal(ranking["watches_before"], ex.test["watches_before"][rows])
+
+    # The checked set holds the users whose test target shares its second with the watch
+    # before it, the ones a strictly-earlier-time history would cut differently: measured 415.
+    times = events.watches.set_index(["user_id", "video_id"])["timestamp"]
+    newest = ex.test["watch_history"].values[ex.test["watch_history"].offsets[:-1]]
+    tied = times.loc[list(zip(ex.test["user_id"], newest))].to_numpy() == ex.test["timestamp"]
+    assert tied.sum() == 415
+    by_time = build_ranking_examples(events, imp.drop(columns="watches_before"),
+                                     max_history=tower.max_history)
+    width = tower.max_history
+    changed = (by_time["watch_history"].to_padded(width, "") !=
+               ranking["watch_history"].to_padded(width, "")).any(axis=1)
+    np.testing.assert_array_equal(changed, tied[rows])  # ... and exactly those
+
+    # cg_score on the page's history is u . v of the generator's own test query.
+    ids, scores = _scores(model, ex.test, tower)
+    col = {v: i for i, v in enumerate(ids)}
+    got = candidate_generation_scores(model, ranking, tower)
+    want = scores[rows, [col[v] for v in ranking["video_id"]]]
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(candidate_generation_scores(model, by_time, tower)[changed],
+                           want[changed], rtol=1e-4, atol=1e-5)

@@ -2,6 +2,8 @@
 
 One example per (user, training watch at position i, time t): the label is that watch; every
 feature comes from before it:
+  watches_before  i, the example's cut (`tfrec.features.history`, the one history rule of both
+                  stages): a ranking page built from this example gets the same history from it
   watch_history   the watches at positions < i in the one watch order of the project (time, ties
                   broken by crc32; `tfrec.features.ordering`), most recent first, at most
                   `max_history`; so their timestamps are <= t, and a watch in the same second as
@@ -23,6 +25,7 @@ import zlib
 
 import numpy as np
 
+from tfrec.features.history import cuts_at_times, rows_before
 from tfrec.features.ragged import Ragged, ranges
 
 
@@ -57,25 +60,12 @@ class UserSearches:
         return cls(np.zeros(0, np.int64), Ragged(np.zeros(0, token_dtype), np.zeros(0, np.int64)))
 
 
-def history_before(event_times, query_times, max_len):
-    """Indices of the (up to `max_len`) events strictly before each query time, newest first.
-
-    Args:
-      event_times: [n] ascending event timestamps.
-      query_times: [m] timestamps.
-    Returns:
-      (flat indices [sum(lengths)] into the events, lengths [m]).
-    """
-    ends = np.searchsorted(event_times, query_times, side="left")
-    lengths = np.minimum(ends, max_len)
-    return ranges(ends - 1, lengths, step=-1), lengths
-
-
 def _search_tokens_before(searches, query_times, max_queries):
     """Tokens of the most recent searches strictly before each query time (newest query first)."""
     if len(searches.timestamps) == 0:
         return Ragged(searches.tokens.values[:0], np.zeros(len(query_times), np.int64))
-    query_idx, per_row = history_before(searches.timestamps, query_times, max_queries)
+    query_idx, per_row = rows_before(cuts_at_times(searches.timestamps, query_times),
+                                     max_queries)
     token_lengths = searches.tokens.lengths[query_idx]
     flat = ranges(searches.tokens.offsets[:-1][query_idx], token_lengths)
     row_of_query = np.repeat(np.arange(len(query_times)), per_row)
@@ -83,21 +73,11 @@ def _search_tokens_before(searches, query_times, max_queries):
     return Ragged(searches.tokens.values[flat], lengths.astype(np.int64))
 
 
-def history_positions(positions, max_len):
-    """Indices of the (up to `max_len`) watches before each position, newest first.
-
-    Args:
-      positions: [m] positions of the labels in the user's ordered watches.
-    Returns:
-      (flat indices [sum(lengths)], lengths [m]).
-    """
-    lengths = np.minimum(positions, max_len)
-    return ranges(positions - 1, lengths, step=-1), lengths
-
-
 def _features_at(video_ids, positions, label_times, searches, config):
-    hist_idx, hist_len = history_positions(positions, config.max_history)
+    """History features of the queries at `positions` [m] (the labels' cuts, `history`)."""
+    hist_idx, hist_len = rows_before(positions, config.max_history)
     return {
+        "watches_before": np.asarray(positions, np.int64),
         "watch_history": Ragged(video_ids[hist_idx], hist_len),
         "search_tokens": _search_tokens_before(searches, label_times, config.max_search_queries),
     }
@@ -116,8 +96,8 @@ def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_tr
       config: ExampleConfig.
       searches: UserSearches or None.
     Returns:
-      dict of label [m], timestamp [m] int64, example_age [m] int64 seconds, and Ragged
-      watch_history / search_tokens with m rows.
+      dict of label [m], timestamp [m] int64, example_age [m] int64 seconds, watches_before [m]
+      int64 (the label's position), and Ragged watch_history / search_tokens with m rows.
     """
     searches = searches or UserSearches.empty()
     positions = np.arange(min(config.min_history, num_train), num_train)
@@ -141,8 +121,9 @@ def user_next_watch_queries(video_ids, timestamps, target_positions, config, sea
       video_ids, timestamps: [n] as in `user_candidate_examples`.
       target_positions: [m] positions of the held-out targets.
     Returns:
-      dict of label [m], timestamp [m], example_age [m] (zeros: serving-time queries), Ragged
-      watch_history / search_tokens, and Ragged exclusions: every watch before the target.
+      dict of label [m], timestamp [m], example_age [m] (zeros: serving-time queries),
+      watches_before [m] (= target_positions), Ragged watch_history / search_tokens, and Ragged
+      exclusions: every watch before the target.
     """
     searches = searches or UserSearches.empty()
     target_positions = np.asarray(target_positions, dtype=np.int64)

@@ -16,7 +16,9 @@ import numpy as np
 from tfrec.features.ragged import Ragged
 from tfrec.keras_check import require_keras2
 
-NON_FEATURE_COLUMNS = ("label", "timestamp", "exclusions")
+# watches_before is a query's cut in its user's watches (`tfrec.features.history`): bookkeeping
+# that ties a ranking page to its next-watch example, not a model input.
+NON_FEATURE_COLUMNS = ("label", "timestamp", "exclusions", "watches_before")
 
 
 def padded_features(examples, max_history, max_search_tokens):

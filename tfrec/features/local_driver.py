@@ -22,7 +22,9 @@ from tfrec.features.split import TEST, TRAIN, VALIDATION, next_watch_roles
 class CandidateExamples:
     """Training examples and the P1 held-out queries.
 
-    train: label, user_id, timestamp, example_age (s), watch_history, search_tokens, demographics.
+    train: label, user_id, timestamp, example_age (s), watches_before (the label's position in
+      the user's watch order: the example's cut, `tfrec.features.history`), watch_history,
+      search_tokens, demographics.
     validation / test: the same columns (example_age 0) plus exclusions (all earlier watches).
     train_watches: the ordered training-part watches (for popularity and vocabularies).
     end_of_training: last training timestamp (s).

@@ -1,23 +1,36 @@
-"""Ranking examples (ARCHITECTURE.md, "Examples"): one per impression, features strictly from
-events before the impression's timestamp t.
+"""Ranking examples (ARCHITECTURE.md, "Examples"): one per impression, features only from events
+before the impression, by the one history rule of both stages (`tfrec.features.history`).
 
-Columns of the returned ExampleSet (n impressions, sorted by user, timestamp, position):
+"Before" an impression at time t: the user's watches before its cut in the watch order. A page
+built from a next-watch example (MovieLens retrieved impressions) carries that example's cut,
+`watches_before` (the label's position), so its watches before are exactly the candidate
+generator's history of that example, same-second watches the tie rule puts first included. A
+logged impression has no position: its watches before are those with timestamp < t, so a watch in
+the impression's second (a click's own watch can be logged at it) never leaks into its page.
+
+Columns of the returned ExampleSet (n impressions, sorted by user, timestamp, cut, position):
   user_id, video_id        [n] str; video_id is the impressed video
   timestamp, position      [n] int64
   clicked                  [n] int64 0/1, the label
   watch_time               [n] float64 seconds; the weight of a clicked impression (1 otherwise,
                            see `tfrec.losses.weighted_logistic.watch_time_weights`)
-  watch_history            Ragged: the user's last `max_history` watches with timestamp < t, most
-                           recent first, in the project's watch order (`tfrec.features.ordering`),
-                           the same format as candidate generation's, so its tower can score it
-  search_tokens            Ragged: tokens of the last `max_search_queries` searches before t
+  watches_before           [n] int64: the impression's cut, the number of the user's watches
+                           before it (given, or counted by time)
+  watch_history            Ragged: the last `max_history` of those watches, most recent first, in
+                           the project's watch order (`tfrec.features.ordering`): candidate
+                           generation's format and rule, so its tower scores the same history
+  search_tokens            Ragged: tokens of the last `max_search_queries` searches strictly
+                           before t (candidate generation's rule)
   user_language, video_language  [n] str ("" when unknown)
   seconds_since_channel_watch, seconds_since_topic_watch
-                           [n] float64: t - the user's last watch (before t) of a video of this
-                           video's channel / topic; NEVER_SECONDS when there is none (or the
-                           video's channel / topic is unknown), with the indicators
+                           [n] float64: t - the user's last watch before the cut of a video of
+                           this video's channel / topic (0 for a tied watch of the same second);
+                           NEVER_SECONDS when there is none (or the video's channel / topic is
+                           unknown), with the indicators
   never_watched_channel, never_watched_topic   [n] float64 0/1
-  previous_impressions     [n] float64: impressions of this video to this user before t
+  previous_impressions     [n] float64: impressions of this video to this user at an earlier
+                           (time, cut): strictly earlier logged ones; for pages built from tied
+                           next-watch examples also those of the examples before in tie order
   video_age_seconds        [n] float64: t - upload_timestamp (0 when the videos table has none)
   <users columns>          [n] str: the user's demographics (for the candidate-generation tower)
   <extra impression columns>  passed through (e.g. a simulator's true expected watch time)
@@ -25,13 +38,15 @@ The topic is the videos table's `topic` column, else the first of its `genres` (
 MovieLens has), else unknown. Missing optional columns give constant features, so the feature set
 (and the ranker's serving signature) is the same for every source.
 
-Everything is vectorised (sorts and binary searches on (group, time) keys), no loop over rows.
+Everything is vectorised (sorts and binary searches on (group, time) or (group, row) keys), no
+loop over rows.
 """
 import numpy as np
 import pandas as pd
 
 from tfrec.data.errors import DataError
 from tfrec.features.example_set import ExampleSet
+from tfrec.features.history import cuts_at_times, earlier_in_group, last_row_before, rows_before
 from tfrec.features.local_driver import tokenize_query
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged, ranges
@@ -69,36 +84,47 @@ def _pair_groups(a_left, b_left, a_right, b_right):
     return codes[:len(a_left)], codes[len(a_left):]
 
 
-def _last_time_before(event_groups, event_times, query_groups, query_times, keys):
-    """[m] time of the last event of the query's group strictly before the query time, or -1.
+def _watch_cuts(imp, ucode, times, w_u, w_t, keys, source):
+    """Each impression's cut, as a row of the ordered watches table (`tfrec.features.history`).
 
-    Groups < 0 (unknown) never match."""
-    event_groups, query_groups = np.asarray(event_groups), np.asarray(query_groups)
-    if len(event_groups) == 0:
-        return np.full(len(query_groups), -1, np.int64)
-    event_keys = keys(np.maximum(event_groups, 0), event_times)
-    order = np.argsort(event_keys, kind="stable")
-    idx = np.searchsorted(event_keys[order], keys(np.maximum(query_groups, 0), query_times),
-                          side="left") - 1
-    safe = np.maximum(idx, 0)
-    found = (idx >= 0) & (event_groups[order][safe] == query_groups) & (query_groups >= 0)
-    return np.where(found, np.asarray(event_times, np.int64)[order][safe], -1)
+    A page built from a next-watch example carries that example's cut (`watches_before`, the
+    label's position): its watches before are the example's, same-second ties included. A logged
+    impression at t has none: its watches before are those with timestamp < t.
+
+    Args:
+      imp: the sorted impressions; ucode [n], times [n] their user codes and timestamps.
+      w_u, w_t: [W] user code and timestamp of each watch, in watch order.
+    Returns:
+      (cuts [n], user_starts [n]): the user's watch rows before the query are [user_starts, cuts).
+    Raises:
+      DataError: a watches_before outside the user's watches or not in the page's second.
+    """
+    starts = np.searchsorted(w_u, ucode, side="left")
+    if "watches_before" not in imp.columns:
+        return cuts_at_times(keys(w_u, w_t), keys(ucode, times)), starts
+    cuts = starts + imp["watches_before"].to_numpy(np.int64)
+    ends = np.searchsorted(w_u, ucode, side="right")
+    padded = np.append(w_t, 0)  # so that the clipped indices below are valid at the table's end
+    # The cut lies in the page's second: the watch before it is not later and the one after it
+    # not earlier, else the page's time and its history would disagree.
+    earlier_ok = (cuts == starts) | (padded[np.clip(cuts - 1, 0, len(w_t))] <= times)
+    later_ok = (cuts == ends) | (padded[np.clip(cuts, 0, len(w_t))] >= times)
+    ok = (cuts >= starts) & (cuts <= ends) & earlier_ok & later_ok
+    if not ok.all():
+        i = int(np.flatnonzero(~ok)[0])
+        raise DataError(source, f"impression of {imp['user_id'].iloc[i]!r} at "
+                        f"{int(times[i])}: watches_before={int(cuts[i] - starts[i])} is not a "
+                        "position of that second in the user's watches")
+    return cuts, starts
 
 
-def _count_before(event_groups, event_times, query_groups, query_times, keys):
-    """[m] number of events of the query's group strictly before the query time."""
-    sorted_keys = np.sort(keys(event_groups, event_times))
-    return (np.searchsorted(sorted_keys, keys(query_groups, query_times), side="left")
-            - np.searchsorted(sorted_keys, keys(query_groups, query_times * 0 + keys.t0),
-                              side="left"))
-
-
-def _recent_before(sorted_keys, user_start_keys, query_keys, max_len):
-    """(flat indices, lengths): up to max_len events of the user before the query, newest first."""
-    ends = np.searchsorted(sorted_keys, query_keys, side="left")
-    starts = np.searchsorted(sorted_keys, user_start_keys, side="left")
-    lengths = np.minimum(ends - starts, max_len)
-    return ranges(ends - 1, lengths, step=-1), lengths
+def _last_group_watch(w_groups, q_groups, cuts, w_t, times):
+    """([m] seconds from the last watch of the query's group before its cut, [m] bool never)."""
+    row = last_row_before(w_groups, q_groups, cuts)
+    never = row < 0
+    seconds = np.full(len(row), NEVER_SECONDS)
+    seconds[~never] = times[~never] - w_t[row[~never]]
+    return seconds, never
 
 
 def video_topics(videos):
@@ -123,13 +149,16 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
     Args:
       events: validated tfrec.data.schema.EventTables (watches, users, videos, searches).
       impressions: impressions table (schema columns, plus any extra columns to pass through);
-        None uses `events.impressions`.
+        None uses `events.impressions`. An int `watches_before` column (pages built from
+        next-watch examples, `retrieved_impressions`) gives each impression its cut; without it
+        the cut is the watches strictly before the impression's time.
       max_history: watches kept in watch_history (= the candidate generator's max_history).
       max_search_queries: searches whose tokens are kept.
     Returns:
       ExampleSet.
     Raises:
-      DataError: no impressions, or an impression of a video or user missing from the tables.
+      DataError: no impressions, an impression of a video or user missing from the tables, or a
+        watches_before that is not a position of the impression's second in the user's watches.
     """
     imp = events.impressions if impressions is None else impressions
     source = events.sources.get("impressions", "impressions")
@@ -140,7 +169,10 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
         raise DataError(source, f"impressions lack column(s) {missing}")
     users_sorted = np.sort(events.users["user_id"].astype(str).to_numpy())
     imp = imp.assign(_u=np.searchsorted(users_sorted, imp["user_id"].astype(str).to_numpy()))
-    imp = imp.sort_values(["_u", "timestamp", "position"], kind="stable").reset_index(drop=True)
+    # Pages of one second built from tied next-watch examples stay whole, in tie order.
+    page_order = ["_u", "timestamp", *(["watches_before"] if "watches_before" in imp.columns
+                                       else []), "position"]
+    imp = imp.sort_values(page_order, kind="stable").reset_index(drop=True)
     video_index = pd.Index(events.videos["video_id"].astype(str))
     vrow = video_index.get_indexer(imp["video_id"].astype(str))
     bad_user = users_sorted[np.minimum(imp["_u"].to_numpy(), len(users_sorted) - 1)] != \
@@ -161,20 +193,23 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
     s_t = searches["timestamp"].to_numpy(np.int64)
     keys = _Keys(times, w_t, s_t)
 
-    # Watch history: `watches` is sorted by (user, time, tie key), so (user, time) keys ascend.
-    hist_idx, hist_len = _recent_before(keys(w_u, w_t), keys(ucode, times * 0 + keys.t0),
-                                        keys(ucode, times), max_history)
+    # One history rule with candidate generation (`tfrec.features.history`): the watches before
+    # each impression are the rows [starts, cuts) of the ordered watches table.
+    cuts, starts = _watch_cuts(imp, ucode, times, w_u, w_t, keys, source)
+    hist_idx, hist_len = rows_before(cuts, max_history, starts)
     video_ids = video_index.to_numpy(dtype=object)
     out = {name: imp[name].to_numpy() for name in IMPRESSION_COLUMNS}
     out["user_id"] = out["user_id"].astype(str).astype(object)
     out["video_id"] = out["video_id"].astype(str).astype(object)
+    out["watches_before"] = cuts - starts
     out["watch_history"] = Ragged(video_ids[w_vrow[hist_idx]], hist_len)
 
     tokens = [tokenize_query(q) for q in searches["query"]]
     token_lengths = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
     flat_tokens = np.array([tok for toks in tokens for tok in toks], dtype=object)
-    q_idx, q_len = _recent_before(keys(s_u, s_t), keys(ucode, times * 0 + keys.t0),
-                                  keys(ucode, times), max_search_queries)
+    s_keys = keys(s_u, s_t)
+    q_idx, q_len = rows_before(cuts_at_times(s_keys, keys(ucode, times)), max_search_queries,
+                               cuts_at_times(s_keys, keys(ucode, times * 0 + keys.t0)))
     token_offsets = np.concatenate([[0], np.cumsum(token_lengths)])
     out["search_tokens"] = Ragged(
         flat_tokens[ranges(token_offsets[:-1][q_idx], token_lengths[q_idx])],
@@ -196,14 +231,14 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
         w_groups, q_groups = _pair_groups(w_u, codes[w_vrow], ucode, codes[vrow])
         w_groups = np.where(known[w_vrow], w_groups, -1)
         q_groups = np.where(known[vrow], q_groups, -1)
-        last = _last_time_before(w_groups, w_t, q_groups, times, keys)
-        never = last < 0
-        out[f"seconds_since_{name}_watch"] = np.where(never, NEVER_SECONDS,
-                                                      (times - last).astype(np.float64))
+        seconds, never = _last_group_watch(w_groups, q_groups, cuts, w_t, times)
+        out[f"seconds_since_{name}_watch"] = seconds
         out[f"never_watched_{name}"] = never.astype(np.float64)
 
     pair, _ = _pair_groups(ucode, vrow, ucode[:0], vrow[:0])
-    out["previous_impressions"] = _count_before(pair, times, pair, times, keys).astype(np.float64)
+    # Earlier = an earlier (time, cut): pages built from next-watch examples in one second are
+    # in tie order, as their histories are; logged impressions in one second are not earlier.
+    out["previous_impressions"] = earlier_in_group(pair, times, cuts).astype(np.float64)
     upload = _video_column(events.videos, "upload_timestamp", 0.0).astype(np.float64)
     out["video_age_seconds"] = (times - upload[vrow]) if "upload_timestamp" in \
         events.videos.columns else np.zeros(len(imp))

@@ -6,14 +6,15 @@ next-watch example (a user, a time t, the true next watch), the page shown at t 
 watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top `top_n`
 at t other than it (serving-time query: example_age 0; the history excluded), in a random order;
 with positive="if_retrieved" the true next watch is on the page only when the generator ranks it in
-its top_n. The true next watch is the click, with watch_time = that watch's watch time (the rating,
-the seed example's proxy); the others were not clicked. Caveats: the negatives are exactly the
-videos the generator liked, so they are hard negatives; the click label is "watched next", not a
-click on a real page; and for training examples the generator has been fitted to the very watches
-that are the positives, so their scores (and `cg_score`) are optimistic there. With
-positive="always", negatives are picked for their high score and the positive is not, so the
-generator's score separates them by construction (measured: AUC 0.30 on MovieLens test pages,
-`benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
+its top_n. The page keeps the example's cut (`watches_before`), so its ranking features see the
+example's own history (`tfrec.features.history`). The true next watch is the click, with watch_time
+= that watch's watch time (the rating, the seed example's proxy); the others were not clicked.
+Caveats: the negatives are exactly the videos the generator liked, so they are hard negatives; the
+click label is "watched next", not a click on a real page; and for training examples the generator
+has been fitted to the very watches that are the positives, so their scores (and `cg_score`) are
+optimistic there. With positive="always", negatives are picked for their high score and the
+positive is not, so the generator's score separates them by construction (measured: AUC 0.30 on
+MovieLens test pages, `benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
 """
 import numpy as np
 import pandas as pd
@@ -82,12 +83,16 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         chosen like the negatives and the generator's score does not separate them by
         construction (use this when cg_score is a ranking feature).
     Returns:
-      DataFrame user_id, video_id, timestamp, position, clicked, watch_time:
-      (1 + negatives_per_page) rows per example (negatives_per_page when the positive is left
-      out).
+      DataFrame user_id, video_id, timestamp, position, clicked, watch_time, watches_before (the
+      example's cut, so `build_ranking_examples` gives the page the example's own history, ties
+      in its second included: `tfrec.features.history`): (1 + negatives_per_page) rows per
+      example (negatives_per_page when the positive is left out).
     """
     if positive not in ("always", "if_retrieved"):
         raise ValueError(f"positive must be 'always' or 'if_retrieved', got {positive!r}")
+    if "watches_before" not in examples.columns:
+        raise ValueError("examples lack watches_before (the label's position): build them with "
+                         "tfrec.features.local_driver.build_candidate_examples")
     if not 0 < negatives_per_page <= top_n:
         raise ValueError(f"need 0 < negatives_per_page <= top_n, got {negatives_per_page}, "
                          f"{top_n}")
@@ -141,4 +146,5 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         "position": np.argsort(rng.random((n, page)), axis=1).reshape(-1).astype(np.int64),
         "clicked": clicked.reshape(-1),
         "watch_time": np.where(clicked, positive_time[:, None], 0.0).reshape(-1),
+        "watches_before": np.repeat(np.asarray(examples["watches_before"], np.int64), page),
     }).loc[keep].reset_index(drop=True)
