@@ -1,4 +1,4 @@
-"""Candidate-generation examples (ARCHITECTURE.md, "Examples").
+"""Candidate-generation examples (docs/ARCHITECTURE.md, "Examples").
 
 One example per (user, training watch at position i, time t): the label is that watch; every
 feature comes from before it:
@@ -7,7 +7,7 @@ feature comes from before it:
   watch_history   the watches at positions < i in the one watch order of the project (time, ties
                   broken by crc32; `tfrec.features.ordering`), most recent first, at most
                   `max_history`; so their timestamps are <= t, and a watch in the same second as
-                  the label is history only if the neutral tie rule puts it first (PROTOCOL.md)
+                  the label is history only if the neutral tie rule puts it first (docs/PROTOCOL.md)
   search_tokens   tokens of the most recent `max_search_queries` searches strictly before t,
                   most recent query first
   example_age     end of the training window - t, in seconds (0 at serving)

@@ -1,4 +1,4 @@
-"""The one history rule of both stages (PROTOCOL.md, P1): what a query's "before" is.
+"""The one history rule of both stages (docs/PROTOCOL.md, P1): what a query's "before" is.
 
 A user's watches are in the project's one watch order (`tfrec.features.ordering`: by timestamp,
 ties broken by crc32("user_id:video_id")). A query is a *cut* in that order: the number of the

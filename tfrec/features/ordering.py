@@ -1,4 +1,4 @@
-"""The one order every history in the project follows (PROTOCOL.md, P1).
+"""The one order every history in the project follows (docs/PROTOCOL.md, P1).
 
 Watches are ordered by timestamp; ties (many MovieLens ratings share one second) are broken by
 `zlib.crc32(f"{user_id}:{video_id}")` ascending, which is neutral and reproducible. Breaking ties by

@@ -1,5 +1,5 @@
-"""Ranking examples (ARCHITECTURE.md, "Examples"): one per impression, features only from events
-before the impression, by the one history rule of both stages (`tfrec.features.history`).
+"""Ranking examples (docs/ARCHITECTURE.md, "Examples"): one per impression, features only from
+events before the impression, by the one history rule of both stages (`tfrec.features.history`).
 
 "Before" an impression at time t: the user's watches before its cut in the watch order. A page
 built from a next-watch example (MovieLens retrieved impressions) carries that example's cut,

@@ -1,7 +1,7 @@
 """What the candidate generator knows about an impression: its score u . v, and, for sources
 without impression logs (MovieLens), impressions built from what it would have retrieved.
 
-Retrieved impressions (the honest stand-in for MovieLens, ARCHITECTURE.md "Examples"): for each
+Retrieved impressions (the honest stand-in for MovieLens, docs/ARCHITECTURE.md "Examples"): for each
 next-watch example (a user, a time t, the true next watch), the page shown at t is the true next
 watch plus `negatives_per_page` videos drawn uniformly from the candidate generator's top `top_n`
 at t other than it (serving-time query: example_age 0; the history excluded), in a random order;

@@ -1,4 +1,4 @@
-"""The P1 next-watch split (PROTOCOL.md): per user, last watch = test, second-to-last =
+"""The P1 next-watch split (docs/PROTOCOL.md): per user, last watch = test, second-to-last =
 validation, everything before = training. Users with fewer than 3 watches have no held-out
 targets: all their watches are training watches."""
 import numpy as np
