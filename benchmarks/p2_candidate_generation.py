@@ -3,7 +3,9 @@ example age help where they should?
 
 Every variant is pipelines/simulated_youtube.yaml with other tower features, trained with the
 epoch chosen on validation map@100, reported on test (next-watch metrics and recall of the true
-top-K by affinity), mean ± std over seeds, beside popularity.
+top-K by affinity), mean ± std over seeds, beside popularity. A test query whose target is a
+re-watch (the video is in the user's earlier history) is not scored (`evaluate_next_watch`); the
+table says how many were skipped.
 Results: benchmarks/results/p2_candidate_generation.{json,md}.
 
 Run:  .venv/bin/python benchmarks/p2_candidate_generation.py                  # the committed table
@@ -70,8 +72,11 @@ def run_variants(names, seeds):
 
 
 def table(popularity, runs, seeds, command):
+    scored, skipped = popularity["queries"], popularity.get("rewatch_targets_skipped", 0)
     lines = ["Simulated world (`small`: 10k videos, 5k users; PROTOCOL.md P2), test split, epoch "
-             f"chosen on validation map@100; mean ± std over seeds {seeds}.", "",
+             f"chosen on validation map@100; mean ± std over seeds {seeds}. {scored} test "
+             f"queries scored; {skipped} whose target is a re-watch are not (the re-watch rule; "
+             "the same queries for every row, true recall included).", "",
              f"Command: `{command}`", "",
              "| tower features | " + " | ".join(METRICS) + " | best epochs |",
              "|---|" + "---|" * (len(METRICS) + 1),
@@ -82,7 +87,8 @@ def table(popularity, runs, seeds, command):
         cells = []
         for m in METRICS:
             v = np.array([r["test"][m] for r in runs[name]])
-            cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}")
+            cells.append(f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else
+                         f"{v.mean():.4f}")  # one seed: no spread to show
         lines.append(f"| {name} | " + " | ".join(cells) + " | "
                      + str([r["best_epoch"] for r in runs[name]]) + " |")
     return "\n".join(lines) + "\n"
