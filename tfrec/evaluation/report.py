@@ -14,6 +14,7 @@ import yaml
 import tfrec
 from tfrec.config import to_dict
 from tfrec.evaluation import plots
+from tfrec.evaluation.bootstrap import RESAMPLES
 
 P1_COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@100")
 
@@ -138,7 +139,8 @@ def section_p1(metrics, config, plots_dir):
     paired = metrics.get("retrieval", {}).get("retrieval_vs_popularity")
     if paired:
         text += ("\n\nRetrieval minus popularity on the same test queries, with the 95% "
-                 "interval of a paired bootstrap over queries (1,000 resamples); an interval "
+                 f"interval of a paired bootstrap over queries ({RESAMPLES:,} resamples); an "
+                 "interval "
                  "that contains 0 is no evidence of a difference.\n\n"
                  + _table(("test", *paired), [("difference [95% interval]",
                                                *[_interval(c) for c in paired.values()])]))
@@ -223,7 +225,7 @@ def section_ranking(metrics, config, plots_dir):
         text += ("\n\nWeighted per-user loss of the candidate generator's order minus the "
                  f"ranker's on the same test pages: {_interval(paired)} (difference [95% "
                  f"interval], paired bootstrap over the {paired['pages']:,} pages with a pair, "
-                 "1,000 resamples; positive = the ranker orders better).")
+                 f"{RESAMPLES:,} resamples; positive = the ranker orders better).")
     model = ranking.get("config", {})
     if model.get("negatives") == "all_impressions":
         text += ("\n\nEvery impression is also a negative of weight 1 in training, so exp(logit) "
