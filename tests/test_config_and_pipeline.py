@@ -194,3 +194,7 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
     for result in (pop, model):
         assert 0 <= result["true_recall@10"] <= result["true_recall@100"] <= 1
     assert model["true_recall@10"] > pop["true_recall@10"] + 0.05, (model, pop)
+    # Simulated users re-watch: those test targets are skipped, the same ones for every figure.
+    assert pop["rewatch_targets_skipped"] == model["rewatch_targets_skipped"] > 0
+    assert pop["queries"] == model["queries"] == \
+        metrics["examples"]["test"] - model["rewatch_targets_skipped"]
