@@ -3,7 +3,9 @@ tokens and example age help where they should?
 
 Every variant is pipelines/simulated_youtube.yaml with other tower features, trained with the
 epoch chosen on validation map@100, reported on test (next-watch metrics and recall of the true
-top-K by affinity), mean ± std over seeds, beside popularity.
+top-K by affinity), mean ± std over seeds, beside popularity. A test query whose target is a
+re-watch (the video is in the user's earlier history) is not scored (`evaluate_next_watch`); the
+table says how many were skipped.
 Results: benchmarks/results/p2_candidate_generation.{json,md}.
 
 Run:  .venv/bin/python benchmarks/p2_candidate_generation.py                  # the committed table
@@ -21,7 +23,7 @@ import numpy as np  # noqa: E402
 
 import tfrec  # noqa: E402,F401
 from tfrec.config import load_config  # noqa: E402
-from tfrec.evaluation.candidates import evaluate_candidates  # noqa: E402
+from tfrec.evaluation.candidates import compare_per_query, evaluate_candidates  # noqa: E402
 from tfrec.features.local_driver import build_candidate_examples  # noqa: E402
 from tfrec.models.popularity import Popularity  # noqa: E402
 from tfrec.pipeline import load_events, simulated_world  # noqa: E402
@@ -38,6 +40,7 @@ VARIANTS = {
     "+ example age": ["watch_history", "example_age"],
     "all (+ demographics)": ["watch_history", "search_tokens", "demographics", "example_age"],
 }
+BASELINE = "history only"  # the variant the others are compared with, query by query
 
 
 def run_variants(names, seeds):
@@ -47,10 +50,12 @@ def run_variants(names, seeds):
     corpus = events.videos["video_id"].to_numpy()
     examples = build_candidate_examples(events, base.examples)
     pop = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
-    popularity = evaluate_candidates(lambda q, s, e: pop.scores(e - s), examples, corpus,
-                                     base.evaluation.ks, world, splits=("test",))["test"]
+    popularity, pop_rows = evaluate_candidates(lambda q, s, e: pop.scores(e - s), examples,
+                                               corpus, base.evaluation.ks, world,
+                                               splits=("test",), per_query=True)
+    popularity, pop_rows = popularity["test"], pop_rows["test"]
     from tfrec.models.training import query_scorer, train_candidate_generation
-    runs = {}
+    runs, history_only = {}, {}  # history_only: {seed: per-query test figures}
     for name in names:
         runs[name] = []
         for seed in seeds:
@@ -60,18 +65,31 @@ def run_variants(names, seeds):
             model, result = train_candidate_generation(
                 examples, events.users, corpus, cg.tower, cg.softmax, cg.training,
                 ks=base.evaluation.ks, log=lambda *_: None)
-            test = evaluate_candidates(query_scorer(model, cg.tower), examples, corpus,
-                                       base.evaluation.ks, world, splits=("test",))["test"]
+            test, rows = evaluate_candidates(query_scorer(model, cg.tower), examples, corpus,
+                                             base.evaluation.ks, world, splits=("test",),
+                                             per_query=True)
+            test, rows = test["test"], rows["test"]
+            # Paired over the same test queries (95% bootstrap intervals): against popularity,
+            # and against history only of the same seed when this invocation trained it.
+            paired = {"popularity": compare_per_query(rows, pop_rows)}
+            if name == BASELINE:
+                history_only[seed] = rows
+            elif seed in history_only:
+                paired[BASELINE] = compare_per_query(rows, history_only[seed])
             runs[name].append({"seed": seed, "best_epoch": result["best_epoch"],
-                               "seconds": round(time.perf_counter() - start, 1), "test": test})
+                               "seconds": round(time.perf_counter() - start, 1), "test": test,
+                               "minus": paired})
             print(f"{name} seed {seed}: " + " ".join(f"{m}={test[m]:.4f}" for m in METRICS),
                   flush=True)
     return popularity, runs
 
 
 def table(popularity, runs, seeds, command):
+    scored, skipped = popularity["queries"], popularity.get("rewatch_targets_skipped", 0)
     lines = ["Simulated world (`small`: 10k videos, 5k users; docs/PROTOCOL.md P2), test split, "
-             f"epoch chosen on validation map@100; mean ± std over seeds {seeds}.", "",
+             f"epoch chosen on validation map@100; mean ± std over seeds {seeds}. {scored} test "
+             f"queries scored; {skipped} whose target is a re-watch are not (the re-watch rule; "
+             "the same queries for every row, true recall included).", "",
              f"Command: `{command}`", "",
              "| tower features | " + " | ".join(METRICS) + " | best epochs |",
              "|---|" + "---|" * (len(METRICS) + 1),
@@ -82,9 +100,23 @@ def table(popularity, runs, seeds, command):
         cells = []
         for m in METRICS:
             v = np.array([r["test"][m] for r in runs[name]])
-            cells.append(f"{v.mean():.4f} ± {v.std(ddof=1) if len(v) > 1 else 0:.4f}")
+            cells.append(f"{v.mean():.4f} ± {v.std(ddof=1):.4f}" if len(v) > 1 else
+                         f"{v.mean():.4f}")  # one seed: no spread to show
         lines.append(f"| {name} | " + " | ".join(cells) + " | "
                      + str([r["best_epoch"] for r in runs[name]]) + " |")
+    paired = [(name, r["seed"], other, diff) for name in VARIANTS for r in runs.get(name, [])
+              for other, diff in r.get("minus", {}).items()]
+    if paired:
+        compared = list(paired[0][3])
+        lines += ["", "Paired differences on the same test queries, with 95% intervals (paired "
+                  "bootstrap over queries, 1,000 resamples); an interval containing 0 is no "
+                  "evidence of a difference.", "",
+                  "| variant | seed | minus | " + " | ".join(compared) + " |",
+                  "|---|---|---|" + "---|" * len(compared)]
+        for name, seed, other, diff in paired:
+            lines.append(f"| {name} | {seed} | {other} | " + " | ".join(
+                "{:+.4f} [{:+.4f}, {:+.4f}]".format(diff[m]["difference"], *diff[m]["ci95"])
+                for m in compared) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -97,6 +97,19 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     retrieval = on_disk["retrieval"]
     assert retrieval["epochs_run"] == 2 and retrieval["test"]["queries"] == 943
     assert retrieval["test"]["recall@100"] > test["recall@100"]
+    # MovieLens rates a movie once: no re-watch target to skip.
+    assert test["rewatch_targets_skipped"] == retrieval["test"]["rewatch_targets_skipped"] == 0
+    paired = retrieval["retrieval_vs_popularity"]["recall@100"]
+    assert paired["difference"] == pytest.approx(retrieval["test"]["recall@100"] -
+                                                 test["recall@100"])
+    assert 0 < paired["ci95"][0] < paired["difference"] < paired["ci95"][1]
+    ranking = on_disk["ranking"]
+    order = ranking["ranker_vs_generator_order"]  # generator minus ranker, same test pages
+    assert order["difference"] == pytest.approx(
+        ranking["baselines"]["candidate_generation_score"]["weighted_per_user_loss"]
+        - ranking["test"]["weighted_per_user_loss"])
+    assert order["ci95"][0] <= order["difference"] <= order["ci95"][1]
+    assert order["pages"] == ranking["test"]["pages_with_pairs"]
     for split in ("train", "validation", "test"):
         assert (tmp_path / "movielens_100k" / "examples" / f"{split}.parquet").exists()
     # The events the run wrote are a valid source for a new run.
@@ -181,3 +194,7 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
     for result in (pop, model):
         assert 0 <= result["true_recall@10"] <= result["true_recall@100"] <= 1
     assert model["true_recall@10"] > pop["true_recall@10"] + 0.05, (model, pop)
+    # Simulated users re-watch: those test targets are skipped, the same ones for every figure.
+    assert pop["rewatch_targets_skipped"] == model["rewatch_targets_skipped"] > 0
+    assert pop["queries"] == model["queries"] == \
+        metrics["examples"]["test"] - model["rewatch_targets_skipped"]

@@ -112,6 +112,19 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
                   "## Training", "## Serving: ANN recall and speed"):
         assert title in report
     assert "## Ranking" not in report
+    # Retrieval against popularity on the same test queries, with paired-bootstrap intervals.
+    paired = first["retrieval"]["retrieval_vs_popularity"]
+    assert set(paired) == {"recall@10", "recall@100", "ndcg@10", "map@100"}
+    ret, pop = first["retrieval"]["test"], first["popularity"]["test"]
+    for name, figure in paired.items():
+        assert figure["difference"] == pytest.approx(ret[name] - pop[name], abs=1e-12)
+        assert figure["ci95"][0] <= figure["difference"] <= figure["ci95"][1]
+    # Users here re-watch often (12 watches of 10 videos): those test targets are not scored.
+    skipped = ret["rewatch_targets_skipped"]
+    assert ret["queries"] + skipped == 30 and skipped > 0
+    assert (pop["queries"], pop["rewatch_targets_skipped"]) == (ret["queries"], skipped)
+    assert "difference [95% interval]" in report
+    assert f"test {ret['queries']} scored, {skipped} re-watch targets skipped" in report
     for png in ("timings", "recall_at_k", "training_curves", "ann"):
         assert f"(plots/{png}.png)" in report
         assert (tmp_path / "tiny" / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"

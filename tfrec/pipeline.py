@@ -19,6 +19,7 @@ import tfrec
 from tfrec.config import check_against_data, to_dict
 from tfrec.data import fetch, movielens, schema
 from tfrec.evaluation.candidates import evaluate_candidates
+from tfrec.evaluation.next_watch import COUNTS
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.local_driver import CandidateExamples, build_candidate_examples
 from tfrec.models.popularity import Popularity
@@ -70,7 +71,7 @@ def load_events(data_config, log=print):
 
 
 def _test_line(figures):
-    return "  test " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items() if k != "queries")
+    return "  test " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items() if k not in COUNTS)
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -128,13 +129,31 @@ def _corpus(ctx):
 
 # -- popularity -----------------------------------------------------------------------------------
 
+# Per-query test figures in the popularity and candidate_generation folders, for the paired
+# comparison of the two (`tfrec.evaluation.candidates.compare_per_query`).
+TEST_PER_QUERY = "test_per_query.parquet"
+
+
+def _write_per_query(ctx, table):
+    tmp = ctx.path(TEST_PER_QUERY + ".tmp")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, ctx.path(TEST_PER_QUERY))
+
+
 def run_popularity(ctx):
     examples, corpus = ctx.inputs["examples"], _corpus(ctx)
     model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
-    result = evaluate_candidates(lambda queries, s, e: model.scores(e - s), examples, corpus,
-                                 evaluation_ks(ctx.config), simulated_world(ctx.config.data))
+    result, per_query = evaluate_candidates(
+        lambda queries, s, e: model.scores(e - s), examples, corpus, evaluation_ks(ctx.config),
+        simulated_world(ctx.config.data), per_query=True)
+    _write_per_query(ctx, per_query["test"])
     ctx.log(_test_line(result["test"]))
     return {"popularity": result}
+
+
+def load_popularity(ctx):
+    """Popularity's per-query test figures (DataFrame)."""
+    return pd.read_parquet(ctx.path(TEST_PER_QUERY))
 
 
 # -- candidate generation -------------------------------------------------------------------------
@@ -144,7 +163,9 @@ SERVABLES = "servables"  # saved (unversioned) servables inside the export and r
 
 
 def run_candidate_generation(ctx):
-    from tfrec.models.training import model_artifacts, save_model, train_candidate_generation
+    from tfrec.evaluation.candidates import compare_per_query
+    from tfrec.models.training import (evaluate_model, model_artifacts, save_model,
+                                       train_candidate_generation)
     from tfrec.evaluation.projector import write_projector
     cg, examples = ctx.config.candidate_generation, ctx.inputs["examples"]
     events = ctx.inputs["events"]
@@ -165,9 +186,16 @@ def run_candidate_generation(ctx):
                                         world, ctx.config.evaluation.ks).items():
             truth.pop("queries")
             result[split].update(truth)
+    _, per_query = evaluate_model(model, examples.test, cg.tower, evaluation_ks(ctx.config),
+                                  per_query=True)
+    _write_per_query(ctx, per_query)
+    # Paired over the same test queries (the popularity stage's figures, query by query).
+    result["retrieval_vs_popularity"] = compare_per_query(per_query, ctx.inputs["popularity"])
     save_model(model, ctx.path(WEIGHTS), model_artifacts(examples, events.users, _corpus(ctx)))
     write_projector(ctx.run_path("tensorboard", "projector"), model, events.videos)
     ctx.log(_test_line(result["test"]))
+    ctx.log("  test recall@10 vs popularity {difference:+.4f} (95% CI {ci95[0]:+.4f}, "
+            "{ci95[1]:+.4f})".format(**result["retrieval_vs_popularity"]["recall@10"]))
     return {"retrieval": result}
 
 
@@ -302,10 +330,14 @@ def run_ranking(ctx):
     video_ids = ctx.inputs["events"].videos["video_id"].to_numpy()
     model, result = train_ranker(train, validation, rk.model, video_ids, test, true_column,
                                  log=ctx.log)
-    from tfrec.evaluation.ranking import evaluate_ranking
+    from tfrec.evaluation.ranking import compare_orders, evaluate_ranking
+    from tfrec.models.ranking_training import predict_ranker
     baselines = {}
     if "cg_score" in test.columns:
         baselines["candidate_generation_score"] = evaluate_ranking(test, test["cg_score"])
+        # Generator order minus ranker order (the ranker orders by its logit), paired by page.
+        result["ranker_vs_generator_order"] = compare_orders(
+            test, predict_ranker(model, test)["logit"], test["cg_score"])
     if true_column:
         baselines["oracle_true_expected_watch_time"] = evaluate_ranking(test, test[true_column])
     result.update(source=source, impressions={"train": len(train), "validation": len(validation),
@@ -334,12 +366,12 @@ def pipeline_stages():
               input_files=events_input_files),
         Stage("examples", run_examples, load_examples, depends_on=("events",),
               config_sections=("examples",), version=2),
-        Stage("popularity", run_popularity, lambda ctx: None, depends_on=("events", "examples"),
-              config_sections=("evaluation",)),
+        Stage("popularity", run_popularity, load_popularity, depends_on=("events", "examples"),
+              config_sections=("evaluation",), version=2),
+        # Depends on popularity for the paired comparison in its metrics.
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
-              depends_on=("events", "examples"),
-              config_sections=("evaluation", "candidate_generation"), enabled=cg_on,
-              version=2),
+              depends_on=("events", "examples", "popularity"),
+              config_sections=("evaluation", "candidate_generation"), version=3, enabled=cg_on),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,

@@ -1,1 +1,1 @@
-"""Offline evaluation: P1 next-watch metrics (PROTOCOL.md) and later ranking metrics."""
+"""Offline evaluation: P1 next-watch metrics (docs/PROTOCOL.md) and later ranking metrics."""

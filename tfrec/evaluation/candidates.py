@@ -1,12 +1,17 @@
 """Held-out evaluation of a candidate generator (or a baseline) on validation and test."""
+import numpy as np
+
+from tfrec.evaluation.bootstrap import paired_bootstrap
 from tfrec.evaluation.next_watch import evaluate_next_watch
 from tfrec.evaluation.true_affinity import recall_of_true_top_k
 
 SPLITS = ("validation", "test")
+# The figures a model is compared on against a baseline, query by query.
+COMPARED = ("recall@10", "recall@100", "ndcg@10", "map@100")
 
 
 def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=None,
-                        splits=SPLITS):
+                        splits=SPLITS, per_query=False):
     """Next-watch metrics per split; on a simulated world also recall of the true top-K.
 
     Args:
@@ -14,25 +19,46 @@ def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=Non
         against `corpus_ids`.
       examples: CandidateExamples (its validation and test query sets are used).
       world: the simulator World behind the events, or None.
+      per_query: also return each split's per-query figures (`evaluate_next_watch`).
     Returns:
-      {split: {recall@k..., ndcg@10, map@100, [true_recall@k...], queries}}.
+      {split: {recall@k..., ndcg@10, map@100, [true_recall@k...], queries,
+      rewatch_targets_skipped}}; with per_query, (that, {split: per-query DataFrame}).
     """
-    result = {}
+    result, tables = {}, {}
     for split in splits:
         queries = getattr(examples, split)
-        result[split] = evaluate_next_watch(lambda s, e: score(queries, s, e), queries,
-                                            corpus_ids, ks=ks)
+        result[split], tables[split] = evaluate_next_watch(
+            lambda s, e: score(queries, s, e), queries, corpus_ids, ks=ks, per_query=True)
     if world is not None:
         for split, truth in true_recall(score, examples, corpus_ids, world, ks, splits).items():
             result[split].update(truth)
-    return result
+    return (result, tables) if per_query else result
 
 
 def true_recall(score, examples, corpus_ids, world, ks=(10, 50, 100), splits=SPLITS):
-    """{split: {true_recall@k..., queries}}: recall of the true top-K by affinity per split."""
+    """{split: {true_recall@k..., queries, rewatch_targets_skipped}}: recall of the true top-K
+    by affinity per split, over the queries the next-watch metrics score."""
     result = {}
     for split in splits:
         queries = getattr(examples, split)
         result[split] = recall_of_true_top_k(lambda s, e: score(queries, s, e), queries,
                                              corpus_ids, world, ks=ks)
     return result
+
+
+def compare_per_query(model, baseline, metrics=COMPARED, seed=0):
+    """Model minus baseline on the same queries, with paired-bootstrap 95% intervals.
+
+    Args:
+      model, baseline: per-query DataFrames of one split (`evaluate_next_watch(per_query=True)`),
+        with the same `query` rows.
+      metrics: the columns compared.
+    Returns:
+      {metric: {"difference": mean(model - baseline), "ci95": [lo, hi]}}.
+    Raises:
+      ValueError: the two tables are not over the same queries.
+    """
+    if not np.array_equal(model["query"].to_numpy(), baseline["query"].to_numpy()):
+        raise ValueError("per-query figures of different query sets cannot be paired")
+    return {m: paired_bootstrap(model[m].to_numpy(), baseline[m].to_numpy(), seed=seed)
+            for m in metrics}

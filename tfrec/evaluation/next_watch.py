@@ -1,8 +1,11 @@
-"""P1 next-watch evaluation with full ranking (PROTOCOL.md).
+"""P1 next-watch evaluation with full ranking (docs/PROTOCOL.md).
 
 Every query has one target. All corpus videos are scored; the videos the user watched before the
-target are excluded (the target itself never is, so a re-watch can still be found). With one
-target, Recall@K is the hit rate, and MAP@100 is MRR@100 (the paper's holdout MAP).
+target are excluded. A query whose target is itself one of those videos (a re-watch) is not
+scored, and is counted in `rewatch_targets_skipped`: serving never recommends a watched video, and
+keeping the target eligible while every other watched video is excluded would hand it away (a
+"boost what was watched" scorer would win). With one target, Recall@K is the hit rate, and MAP@100
+is MRR@100 (the paper's holdout MAP).
 
 Ties are scored neutrally and exactly: when e other videos score the same as the target and g score
 higher, the target's 0-based rank is taken as uniform on {g, ..., g + e}, and every metric is its
@@ -17,6 +20,8 @@ from tfrec.features.ragged import Ragged
 DEFAULT_KS = (10, 50, 100)
 NDCG_K = 10
 MAP_K = 100
+# The counts a result carries beside its figures (means over queries).
+COUNTS = ("queries", "rewatch_targets_skipped")
 
 
 def _window_sum(gains, lo, hi):
@@ -44,8 +49,23 @@ def expected_rank_metrics(greater, ties, ks=DEFAULT_KS):
     return out
 
 
+def rewatch_targets(queries):
+    """[Q] bool: True where a query's target is in its exclusions (a re-watch: not scored).
+
+    queries: ExampleSet with `label` [Q] and `exclusions` Ragged (video ids watched before).
+    """
+    exclusions: Ragged = queries["exclusions"]
+    labels = np.asarray(queries["label"], dtype=object)
+    rows = np.repeat(np.arange(len(exclusions)), exclusions.lengths)
+    same = np.asarray(exclusions.values, dtype=object) == labels[rows]
+    return np.bincount(rows[same], minlength=len(labels)) > 0
+
+
 def target_ranks(scores, targets, excluded):
     """(greater, ties) of each target among the non-excluded videos.
+
+    The target itself is ranked even where `excluded` marks it (evaluate_next_watch never
+    scores such a query; the building block stays total).
 
     Args:
       scores: [Q, N] float scores over the corpus.
@@ -62,17 +82,23 @@ def target_ranks(scores, targets, excluded):
     return greater, ties
 
 
-def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=1 << 24):
-    """Mean P1 metrics of a scorer over held-out next-watch queries.
+def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=1 << 24,
+                        per_query=False):
+    """Mean P1 metrics of a scorer over held-out next-watch queries (re-watch targets skipped).
 
     Args:
       score_fn: callable(start, end) -> [end - start, N] scores of queries[start:end] against
-        `corpus_ids` (higher = recommend first).
+        `corpus_ids` (higher = recommend first). Called on every row, skipped ones included, so
+        its row numbers are those of `queries`.
       queries: ExampleSet with `label` [Q] and `exclusions` Ragged (video ids watched before).
       corpus_ids: [N] video ids, unique.
       max_cells: bound on the size of one score chunk (rows x N), to bound memory.
+      per_query: also return each scored query's figures.
     Returns:
-      dict: recall@k..., ndcg@10, map@100 (means over queries), and queries (Q).
+      dict: recall@k..., ndcg@10, map@100 (means over the scored queries; NaN when none),
+      queries (how many were scored) and rewatch_targets_skipped (Q - queries).
+      With per_query, (that dict, DataFrame [queries rows]: `query` (row in `queries`, int64)
+      and one float64 column per figure), for paired comparisons over the same queries.
     Raises:
       ValueError: a target is not in the corpus, or the corpus has duplicate ids.
     """
@@ -90,7 +116,7 @@ def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=
     excl_cols, excl_rows = excl_cols[known], excl_rows[known]
     n_items = len(index)
     chunk = max(1, max_cells // max(n_items, 1))
-    per_query = []
+    parts = []
     for start in range(0, len(targets), chunk):
         end = min(start + chunk, len(targets))
         scores = np.asarray(score_fn(start, end), dtype=np.float64)
@@ -100,9 +126,15 @@ def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=
         excluded = np.zeros_like(scores, dtype=bool)
         sel = (excl_rows >= start) & (excl_rows < end)
         excluded[excl_rows[sel] - start, excl_cols[sel]] = True
-        per_query.append(expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded),
-                                               ks))
-    metrics = {name: float(np.mean(np.concatenate([p[name] for p in per_query])))
-               for name in per_query[0]} if per_query else {}
-    metrics["queries"] = int(len(targets))
-    return metrics
+        parts.append(expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded),
+                                           ks))
+    names = expected_rank_metrics(np.zeros(0), np.zeros(0), ks)
+    scored = ~rewatch_targets(queries)
+    table = pd.DataFrame({"query": np.flatnonzero(scored).astype(np.int64), **{
+        name: np.concatenate([p[name] for p in parts] or [np.zeros(0)])[scored]
+        for name in names}})
+    metrics = {name: float(table[name].mean()) if len(table) else float("nan")
+               for name in names}
+    metrics["queries"] = int(len(table))
+    metrics["rewatch_targets_skipped"] = int(len(targets) - len(table))
+    return (metrics, table) if per_query else metrics

@@ -14,6 +14,7 @@ import yaml
 import tfrec
 from tfrec.config import to_dict
 from tfrec.evaluation import plots
+from tfrec.evaluation.bootstrap import RESAMPLES
 
 P1_COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@100")
 
@@ -32,6 +33,12 @@ def _table(header, rows):
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def _interval(comparison):
+    """'+0.0123 [+0.0045, +0.0201]' of a {difference, ci95} comparison."""
+    lo, hi = comparison["ci95"]
+    return f"{comparison['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
 
 def _image(plots_dir, path, alt):
@@ -67,9 +74,12 @@ def summary(metrics, config):
     text += f". Report written {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')}."
     if "retrieval" in metrics and "popularity" in metrics:
         ret, pop = metrics["retrieval"]["test"], metrics["popularity"]["test"]
+        paired = metrics["retrieval"].get("retrieval_vs_popularity", {})
+        ci = {m: f" (difference {_interval(paired[m])})" if m in paired else ""
+              for m in ("recall@10", "map@100")}
         text += (f"\n\n**Test Recall@10 {ret['recall@10']:.4f} vs popularity "
-                 f"{pop['recall@10']:.4f}; MAP@100 {ret['map@100']:.4f} vs "
-                 f"{pop['map@100']:.4f}.**")
+                 f"{pop['recall@10']:.4f}{ci['recall@10']}; MAP@100 {ret['map@100']:.4f} vs "
+                 f"{pop['map@100']:.4f}{ci['map@100']}.**")
     return text
 
 
@@ -117,11 +127,23 @@ def section_p1(metrics, config, plots_dir):
             ret, pop = (metrics[m][split] for m in models)
             rows.append((split, "retrieval / popularity",
                          *[f"{ret[c] / pop[c]:.2f}x" if pop.get(c) else "" for c in P1_COLUMNS]))
-    queries = metrics[models[0]]["test"].get("queries")
-    text = ("Next-watch prediction (PROTOCOL.md P1): each user's last watch is the test target, "
-            f"the one before it the validation target ({queries} users); all videos are ranked, "
-            "those watched before excluded. Retrieval figures are at the epoch chosen on "
+    counts = "; ".join(
+        f"{split} {metrics[models[0]][split].get('queries')} scored, "
+        f"{metrics[models[0]][split].get('rewatch_targets_skipped', 0)} re-watch targets skipped"
+        for split in ("test", "validation"))
+    text = ("Next-watch prediction (docs/PROTOCOL.md P1): each user's last watch is the test "
+            "target, the one before it the validation target; all videos are ranked, those watched "
+            "before excluded, and a query whose target is itself a re-watch is not scored "
+            f"(queries: {counts}). Retrieval figures are at the epoch chosen on "
             "validation.\n\n" + _table(("split", "model", *P1_COLUMNS), rows))
+    paired = metrics.get("retrieval", {}).get("retrieval_vs_popularity")
+    if paired:
+        text += ("\n\nRetrieval minus popularity on the same test queries, with the 95% "
+                 f"interval of a paired bootstrap over queries ({RESAMPLES:,} resamples); an "
+                 "interval "
+                 "that contains 0 is no evidence of a difference.\n\n"
+                 + _table(("test", *paired), [("difference [95% interval]",
+                                               *[_interval(c) for c in paired.values()])]))
     path = plots.recall_at_k(metrics, os.path.join(plots_dir, "recall_at_k.png"))
     return text + "\n\n" + _image(plots_dir, path, "Recall@K")
 
@@ -198,6 +220,12 @@ def section_ranking(metrics, config, plots_dir):
             f"{ranking['epochs_run']}.\n\n"
             + _table(("ranking by", "weighted per-user loss (lower is better)", "click AUC",
                       "calibration slope", "calibration R²"), rows))
+    paired = ranking.get("ranker_vs_generator_order")
+    if paired:
+        text += ("\n\nWeighted per-user loss of the candidate generator's order minus the "
+                 f"ranker's on the same test pages: {_interval(paired)} (difference [95% "
+                 f"interval], paired bootstrap over the {paired['pages']:,} pages with a pair, "
+                 f"{RESAMPLES:,} resamples; positive = the ranker orders better).")
     model = ranking.get("config", {})
     if model.get("negatives") == "all_impressions":
         text += ("\n\nEvery impression is also a negative of weight 1 in training, so exp(logit) "

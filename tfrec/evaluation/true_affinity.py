@@ -1,13 +1,19 @@
-"""Recall of the true top-K by affinity (PROTOCOL.md, P2): only a simulator can measure it.
+"""Recall of the true top-K by affinity (docs/PROTOCOL.md, P2): only a simulator can measure it.
 
 For a held-out query (user u at time t) the truth is the K videos of highest true affinity among
 those uploaded by t that u has not watched before t; the model's list is its top K over the same
 eligible videos. Recall@K = |model top-K ∩ true top-K| / K. Both lists are restricted to uploaded
 videos because a serving system knows what exists; the next-watch metrics (next_watch.py) are
 computed exactly as on MovieLens, without that restriction.
+
+The queries are those the next-watch metrics score: a query whose target is a re-watch is skipped
+here too. The target plays no part in this recall, but one query set per split keeps one
+`queries` count beside all of a split's figures and lets them be compared query by query.
 """
 import numpy as np
 import pandas as pd
+
+from tfrec.evaluation.next_watch import rewatch_targets
 
 
 def world_indices(ids, prefix):
@@ -38,7 +44,8 @@ def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
       corpus_ids: [N] simulator video ids ("v<j>").
       world: the simulator World the events came from.
     Returns:
-      dict: true_recall@k for k in ks (means over queries), and queries.
+      dict: true_recall@k for k in ks (means over the scored queries; NaN when none), queries
+      (how many were scored) and rewatch_targets_skipped (as `evaluate_next_watch`).
     """
     corpus = world_indices(corpus_ids, "v")
     users = world_indices(queries["user_id"], "u")
@@ -64,6 +71,10 @@ def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
         for k in ks:
             found = (_top_k_mask(model, k) & _top_k_mask(truth, k)).sum(axis=1)
             hits[k].append(found / k)
-    result = {f"true_recall@{k}": float(np.mean(np.concatenate(hits[k]))) for k in ks}
-    result["queries"] = int(len(users))
+    scored = ~rewatch_targets(queries)
+    found = {k: np.concatenate(hits[k] or [np.zeros(0)])[scored] for k in ks}
+    result = {f"true_recall@{k}": float(found[k].mean()) if scored.any() else float("nan")
+              for k in ks}
+    result["queries"] = int(scored.sum())
+    result["rewatch_targets_skipped"] = int(len(users) - scored.sum())
     return result

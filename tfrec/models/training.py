@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from tfrec.evaluation.next_watch import evaluate_next_watch
+from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
 from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.keras_check import require_keras2
 from tfrec.models.candidate_generation import CandidateGenerationModel
@@ -109,16 +109,19 @@ def query_scorer(model, tower):
     return score
 
 
-def evaluate_model(model, queries, tower, ks=(10, 50, 100), features=None):
-    """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded).
+def evaluate_model(model, queries, tower, ks=(10, 50, 100), features=None, per_query=False):
+    """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded,
+    re-watch targets skipped: `evaluate_next_watch`).
 
     features: the padded features of `queries`, when already computed (saves time per epoch).
+    per_query: also return the per-query figures (`evaluate_next_watch`).
     """
     if features is None:
         features = padded_features(queries, tower.max_history, tower.max_search_tokens)
     u = model.query_vectors(features)
     video_ids, table = model.candidate_table()
-    return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks)
+    return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks,
+                               per_query=per_query)
 
 
 class TrainingState(tf.Module):
@@ -244,7 +247,7 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
         val = evaluate_model(model, examples.validation, tower, ks, features=validation)
         score = val[metric]
         history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
-                        **{k: v for k, v in val.items() if k != "queries"},
+                        **{k: v for k, v in val.items() if k not in COUNTS},
                         "train_seconds": round(train_seconds, 3),
                         "seconds": round(time.perf_counter() - start, 3)})
         log(f"  epoch {epoch}: loss {history[-1]['loss']:.4f}  validation {metric} "
@@ -253,7 +256,7 @@ def train_candidate_generation(examples, users, corpus_ids, tower, softmax, trai
             with writer.as_default(step=epoch):
                 tf.summary.scalar("train/loss", history[-1]["loss"])
                 for name, value in val.items():
-                    if name != "queries":
+                    if name not in COUNTS:
                         tf.summary.scalar(f"validation/{name}", value)
             writer.flush()
         state.train_seconds.assign_add(train_seconds)
