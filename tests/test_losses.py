@@ -164,8 +164,8 @@ def test_streaming_frequency_estimate_follows_how_often_rows_appear():
         rows = [0, 0, 0] + ([1] if step % 4 == 0 else []) + ([2] if step % 10 == 0 else [])
         est.update(tf.constant(rows, tf.int64))
         if step == 40:  # no start-up bias: right after a few sightings
-            np.testing.assert_allclose(est.probability(tf.constant([0, 1, 2])).numpy(),
+            np.testing.assert_allclose(est.expected_count(tf.constant([0, 1, 2])).numpy(),
                                        [3.0, 0.25, 0.1], rtol=0.05)
-    p = est.probability(tf.constant([0, 1, 2, 3], tf.int64)).numpy()
+    p = est.expected_count(tf.constant([0, 1, 2, 3], tf.int64)).numpy()
     np.testing.assert_allclose(p[:3], [3.0, 0.25, 0.1], rtol=0.05)  # 3 per batch, 1/4, 1/10
     assert p[3] < 0.01  # never seen: rarer than anything observed

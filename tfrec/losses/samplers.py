@@ -99,9 +99,10 @@ class StreamingFrequencyEstimator(tf.Module):
         self.sightings.scatter_nd_update(idx, sightings)
         self.last_seen.scatter_nd_update(idx, tf.fill(tf.shape(rows), self.step))
 
-    def probability(self, rows):
-        """[...] estimated expected count of each row in a batch (count per sighting / gap);
-        a row never seen gets 1 / (steps so far + 1), the rarest rate observable."""
+    def expected_count(self, rows):
+        """[...] estimated expected count of each row in one training batch (count per sighting
+        / gap; for a row seen at most once per batch, the probability that a batch holds it); a
+        row never seen gets 1 / (steps so far + 1), the rarest rate observable."""
         seen = tf.gather(self.sightings, rows) > 0
         estimate = tf.gather(self.count, rows) / tf.maximum(tf.gather(self.gap, rows), 1e-6)
         unseen = 1.0 / (tf.cast(self.step, tf.float32) + 1.0)

@@ -54,7 +54,7 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
     def _in_batch_expected(self, rows, batch):
         """Expected count of each row among the batch's B labels."""
         if self.frequency is not None:
-            return self.frequency.probability(rows)
+            return self.frequency.expected_count(rows)
         return tf.cast(batch, tf.float32) * tf.gather(self.label_probabilities, rows)
 
     def _expected(self, counts):
