@@ -4,6 +4,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
@@ -16,6 +17,14 @@ def ml100k_dir():
     """The real MovieLens-100K RecBole files, fetched from PyPI into the cache (once)."""
     from tfrec.data.fetch import fetch_movielens_100k
     return fetch_movielens_100k(log=lambda *_: None)
+
+
+def three_taste_watches(users=30, per_user=12, seed=0):
+    """(user, video, timestamp) watches with something to learn: user u watches videos of
+    group u % 3 (30 videos in all), one per second."""
+    rng = np.random.default_rng(seed)
+    return [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(users)
+            for t in range(per_user)]
 
 
 def make_events(watches, users=None, videos=None, searches=None):

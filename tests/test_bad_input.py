@@ -14,10 +14,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from conftest import make_events
+from conftest import make_events, three_taste_watches
 from tfrec.cli import main
 from tfrec.data.schema import write_events
 
@@ -48,9 +47,7 @@ export:
 def events_dir(tmp_path_factory):
     """30 users x 12 watches over 30 videos (270 training examples)."""
     root = tmp_path_factory.mktemp("events")
-    rng = np.random.default_rng(0)
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     write_events(make_events(watches), str(root))
     return root
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import small_candidate_generator
+from conftest import small_candidate_generator, three_taste_watches
 from movielens_fixture import write_grouplens, write_recbole
 from tfrec import cli
 from tfrec.data.schema import coerce_table, write_events
@@ -53,9 +53,7 @@ def exports(tmp_path_factory):
     """(saved_models folder, events folder): a k=5 candidate generator, a ranker, their events."""
     from tfrec.features.dataset import padded_features
     from tfrec.serving.candidate_exports import export_candidate_generation
-    rng = np.random.default_rng(0)
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     events, ex, _, model = small_candidate_generator(watches, H)
     base = str(tmp_path_factory.mktemp("saved_models"))
     events_dir = str(tmp_path_factory.mktemp("events"))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import small_candidate_generator
+from conftest import small_candidate_generator, three_taste_watches
 from ranking_fixture import simulated_world
 from tfrec.features.dataset import padded_features
 from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, build_ranking_examples, \
@@ -31,9 +31,7 @@ USER = ("user_tower", *RETRIEVAL)
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """The real exports, reloaded; base requests; the models' own offline answers."""
-    rng = np.random.default_rng(0)
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     _, ex, _, cg = small_candidate_generator(watches, H)
     features = padded_features(ex.validation, H, 64)
     base = str(tmp_path_factory.mktemp("saved_models"))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import make_events
+from conftest import make_events, three_taste_watches
 from tfrec.data.movielens import read_recbole
 from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.dataset import candidate_dataset
@@ -22,10 +22,7 @@ TINY_TOWER = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=
 
 @pytest.fixture(scope="module")
 def tiny():
-    rng = np.random.default_rng(0)
-    # Three tastes: user u watches videos of group u % 3, so there is something to learn.
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     events = make_events(watches, searches=[("u1", 3, "cats and dogs")])
     events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]
     return events, build_candidate_examples(events, ExampleConfig(max_history=5))

@@ -8,10 +8,9 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from conftest import make_events
+from conftest import make_events, three_taste_watches
 from tfrec.config import ConfigError, PipelineConfig, load_config
 from tfrec.data.schema import write_events
 from tfrec.evaluation.report import write_report
@@ -47,10 +46,7 @@ export:
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    rng = np.random.default_rng(0)
-    # Three tastes (user u watches videos of group u % 3), so there is something to learn.
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     write_events(make_events(watches), str(root / "events"))
     path = root / "tiny.yaml"
     path.write_text(TINY.format(events=root / "events", saved_models=root / "saved_models"))

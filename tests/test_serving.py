@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import BLOCK_TFREC, small_candidate_generator
+from conftest import BLOCK_TFREC, small_candidate_generator, three_taste_watches
 from tfrec.features.dataset import padded_features
 from tfrec.serving import export as export_module
 from tfrec.serving.candidate_exports import NAMES, export_candidate_generation
@@ -29,9 +29,7 @@ print(json.dumps({k: np.char.decode(v.numpy().astype(bytes)).tolist() if v.dtype
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    watches = [(f"u{u}", f"v{3 * rng.integers(0, 10) + u % 3}", t) for u in range(30)
-               for t in range(12)]
+    watches = three_taste_watches()
     _, ex, _, model = small_candidate_generator(watches, H)
     features = padded_features(ex.validation, H, 64)
     base = tmp_path_factory.mktemp("saved_models")

@@ -209,14 +209,13 @@ def publish(base_dir, staged, keep=3, run=None, log=print, carry_over=False):
                                  {"name": name, **set_facts})
         entry = {"version": version, "servables": names, "published_at": now, "run": run}
         sets = version_sets(base_dir) + [entry]
-        _write_atomic(os.path.join(base_dir, SETS), json.dumps({"sets": sets}, indent=2))
-        os.remove(os.path.join(base_dir, JOURNAL))  # committed
+        # The commit: the new set recorded, the oldest beyond `keep` dropped from the record
+        # (their folders go below; a crash before that leaves only unlisted, unserved folders).
+        _write_atomic(os.path.join(base_dir, SETS), json.dumps({"sets": sets[-keep:]}, indent=2))
+        os.remove(os.path.join(base_dir, JOURNAL))
         config_path = _point_models_config(base_dir, entry)
         for old in sets[:-keep]:
             _remove_set_folders(base_dir, old["version"], old["servables"])
-        if sets[:-keep]:
-            _write_atomic(os.path.join(base_dir, SETS),
-                          json.dumps({"sets": sets[-keep:]}, indent=2))
     return {"version": version, "paths": paths, "models_config": config_path}
 
 
