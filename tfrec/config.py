@@ -59,9 +59,22 @@ class DataConfig:
 
 @dataclasses.dataclass(frozen=True)
 class EvaluationConfig:
-    """P1 evaluation settings. ks: cut-offs for Recall@K."""
+    """Held-out evaluation (docs/PROTOCOL.md).
+
+    Args:
+      ks: cut-offs for Recall@K.
+      protocol: "p1" holds out each user's last two watches (P2's split on the simulator);
+        "p3" is the global time split: one cut for everyone, the models evaluated (and exported)
+        are trained only on watches before the validation window.
+      p3_window_days: P3 windows of this many days (test = the last, validation = the one
+        before); null: by quantiles of the watch timestamps, `p3_window_share` each.
+      p3_window_share: share of all watches in each P3 window when p3_window_days is null.
+    """
 
     ks: typing.List[int] = (10, 50, 100)
+    protocol: str = "p1"
+    p3_window_days: typing.Optional[float] = None
+    p3_window_share: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +127,9 @@ class RankingStageConfig:
       enabled: train, evaluate and export the ranker (off by default).
       model: RankingConfig (features, tower, training schedule, subsampling, click head).
       retrieved_impressions: how impressions are built when the source logged none.
-      validation_fraction, test_fraction: time split of logged impressions (latest = test).
+      validation_fraction, test_fraction: P1: time split of logged impressions (latest = test).
+      p3_holdout_share: P3: the latest share of the validation window's pages held out for the
+        ranker's epoch choice and Platt scaling (it trains on the rest).
       true_expected_column: impressions column with the true expected watch time (a simulator's)
         for calibration; None skips calibration.
     """
@@ -124,6 +139,7 @@ class RankingStageConfig:
     retrieved_impressions: RetrievedImpressionsConfig = RetrievedImpressionsConfig()
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
+    p3_holdout_share: float = 0.25
     true_expected_column: typing.Optional[str] = None
 
 
@@ -270,8 +286,18 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'export.target_recall' must be in (0, 1] and 'export.k' >= 1")
     if config.export.keep_versions < 1:
         raise ConfigError(f"{where}: 'export.keep_versions' must be >= 1")
-    if not config.evaluation.ks or min(config.evaluation.ks) < 1:
+    ev = config.evaluation
+    if not ev.ks or min(ev.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
+    if ev.protocol not in ("p1", "p3"):
+        raise ConfigError(f"{where}: 'evaluation.protocol' must be one of ('p1', 'p3'), "
+                          f"got {ev.protocol!r}")
+    if ev.p3_window_days is not None and ev.p3_window_days <= 0:
+        raise ConfigError(f"{where}: 'evaluation.p3_window_days' must be > 0 or null, "
+                          f"got {ev.p3_window_days}")
+    if not 0 < ev.p3_window_share < 0.5:
+        raise ConfigError(f"{where}: 'evaluation.p3_window_share' must be in (0, 0.5), "
+                          f"got {ev.p3_window_share}")
     _validate_ranking(config.ranking, config, where)
     return config
 
@@ -316,6 +342,9 @@ def _validate_ranking(stage, config, where):
     if stage.retrieved_impressions.negatives_per_page > stage.retrieved_impressions.top_n:
         raise ConfigError(f"{where}: 'ranking.retrieved_impressions.negatives_per_page' must be "
                           "<= 'top_n'")
+    if not 0 < stage.p3_holdout_share < 1:
+        raise ConfigError(f"{where}: 'ranking.p3_holdout_share' must be in (0, 1), "
+                          f"got {stage.p3_holdout_share}")
     if not (0 < stage.validation_fraction and 0 < stage.test_fraction
             and stage.validation_fraction + stage.test_fraction < 1):
         raise ConfigError(f"{where}: 'ranking.validation_fraction' and 'test_fraction' must be > 0 "

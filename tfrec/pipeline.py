@@ -28,6 +28,9 @@ from tfrec.run_lock import run_folder_lock
 from tfrec.stages import Stage, fingerprint_files, run_stages, write_json_atomic
 
 SPLITS = ("train", "validation", "test")
+WINDOWS = ("validation_window", "test_window")  # P3 pages of sources without impressions
+# The evaluation keys that decide the held-out split (so the examples stage's cache key).
+EXAMPLE_SPLIT = ("evaluation.protocol", "evaluation.p3_window_days", "evaluation.p3_window_share")
 # Recall@K is also measured at these K, for the report's Recall@K curves.
 CURVE_KS = (1, 5, 10, 20, 50, 100, 200, 500)
 
@@ -71,7 +74,8 @@ def load_events(data_config, log=print):
 
 
 def _test_line(figures):
-    return "  test " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items() if k not in COUNTS)
+    return "  test " + ", ".join(f"{k}={v:.4f}" for k, v in figures.items()
+                                 if k not in COUNTS and isinstance(v, float))
 
 
 # -- events ---------------------------------------------------------------------------------------
@@ -104,23 +108,33 @@ def run_examples(ctx):
     start = time.perf_counter()
     with progress_bar(desc="users", enabled=ctx.progress, leave=False, unit="user") as bar:
         examples = build_candidate_examples(events, ctx.config.examples,
-                                            progress=progress_callback(bar))
+                                            progress=progress_callback(bar),
+                                            protocol=ctx.config.evaluation)
     seconds = time.perf_counter() - start
     for split in SPLITS:
         getattr(examples, split).to_parquet(ctx.path(f"{split}.parquet"))
     examples.train_watches.to_parquet(ctx.path("train_watches.parquet"), index=False)
-    ctx.log(f"  {examples.counts()}")
-    return {"examples": {**examples.counts(), "end_of_training": examples.end_of_training,
+    for name, queries in (examples.window_queries or {}).items():
+        queries.to_parquet(ctx.path(f"{name}.parquet"))
+    ctx.log(f"  {examples.counts()}" + (f", P3 windows {examples.windows.to_dict()}"
+                                        if examples.windows else ""))
+    windows = examples.windows.to_dict() if examples.windows else None
+    return {"examples": {**examples.counts(), "protocol": ctx.config.evaluation.protocol,
+                         "end_of_training": examples.end_of_training, "p3_windows": windows,
                          "build_seconds": round(seconds, 3)}}
 
 
 def load_examples(ctx):
+    from tfrec.features.split import TimeWindows
     with open(ctx.path("stage.json")) as f:
-        end_of_training = json.load(f)["metrics"]["examples"]["end_of_training"]
+        facts = json.load(f)["metrics"]["examples"]
     return CandidateExamples(
         **{split: ExampleSet.from_parquet(ctx.path(f"{split}.parquet")) for split in SPLITS},
         train_watches=pd.read_parquet(ctx.path("train_watches.parquet")),
-        end_of_training=end_of_training)
+        end_of_training=facts["end_of_training"],
+        windows=TimeWindows(**facts["p3_windows"]) if facts.get("p3_windows") else None,
+        window_queries={name: ExampleSet.from_parquet(ctx.path(f"{name}.parquet"))
+                        for name in WINDOWS} if facts.get("p3_windows") else None)
 
 
 def _corpus(ctx):
@@ -147,8 +161,20 @@ def run_popularity(ctx):
         lambda queries, s, e: model.scores(e - s), examples, corpus, evaluation_ks(ctx.config),
         simulated_world(ctx.config.data), per_query=True)
     _write_per_query(ctx, per_query["test"])
+    _add_served_age_figures(ctx, result, lambda queries, s, e: model.scores(e - s))
     ctx.log(_test_line(result["test"]))
     return {"popularity": result}
+
+
+def _add_served_age_figures(ctx, result, score):
+    """The fresh slice and the age profile per split, where the videos' upload times are known
+    (`tfrec.evaluation.freshness`)."""
+    from tfrec.evaluation.freshness import has_upload_times, served_age_figures
+    videos = ctx.inputs["events"].videos
+    if has_upload_times(videos):
+        for split, figures in served_age_figures(score, ctx.inputs["examples"], _corpus(ctx),
+                                                 videos, evaluation_ks(ctx.config)).items():
+            result[split].update(figures)
 
 
 def load_popularity(ctx):
@@ -178,14 +204,15 @@ def run_candidate_generation(ctx):
         ks=evaluation_ks(ctx.config), log=ctx.log, checkpoint_dir=checkpoints,
         tensorboard_dir=ctx.run_path("tensorboard", "candidate_generation"),
         progress=ctx.progress)
+    from tfrec.models.training import query_scorer
     world = simulated_world(ctx.config.data)
     if world is not None:  # ground truth: recall of the true top-K by affinity
         from tfrec.evaluation.candidates import true_recall
-        from tfrec.models.training import query_scorer
         for split, truth in true_recall(query_scorer(model, cg.tower), examples, _corpus(ctx),
                                         world, ctx.config.evaluation.ks).items():
             truth.pop("queries")
             result[split].update(truth)
+    _add_served_age_figures(ctx, result, query_scorer(model, cg.tower))
     _, per_query = evaluate_model(model, examples.test, cg.tower, evaluation_ks(ctx.config),
                                   per_query=True)
     _write_per_query(ctx, per_query)
@@ -281,42 +308,71 @@ def load_publish(ctx):
 def ranking_splits(ctx):
     """(train, validation, test) ranking ExampleSets and a line saying where they came from.
 
-    Logged impressions (the simulator's) are split by time. A source without impressions
-    (MovieLens) gets pages built from the candidate generator's retrievals for each next-watch
-    example (`retrieved_impressions`; at most `max_train_pages` training pages, sampled).
+    Under P3 the ranker sees only what the generator never trained on: pages inside the
+    validation window (split by time again: the latest `ranking.p3_holdout_share` choose its
+    epoch and Platt scaling), tested on the pages of the test window. Under P1, logged
+    impressions (the simulator's) are split by time; a source without impressions (MovieLens)
+    gets pages built from the candidate generator's retrievals for each next-watch example
+    (`retrieved_impressions`; at most `max_train_pages` training pages, sampled).
     """
     import numpy as np
 
-    from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
-    from tfrec.features.retrieved_impressions import (candidate_generation_scores,
-                                                      retrieved_impressions)
+    from tfrec.features.ranking_examples import (build_ranking_examples, holdout_latest,
+                                                  split_by_time)
     rk, events = ctx.config.ranking, ctx.inputs["events"]
-    tower = ctx.config.candidate_generation.tower
-    model = ctx.inputs["candidate_generation"]
+    model, cg_examples = ctx.inputs["candidate_generation"], ctx.inputs["examples"]
+    windows = cg_examples.windows
     if len(events.impressions):
         examples = build_ranking_examples(events, max_history=rk.model.max_history)
-        parts = split_by_time(examples, rk.validation_fraction, rk.test_fraction)
-        source = "logged impressions, split by time"
+        if windows is None:
+            parts = split_by_time(examples, rk.validation_fraction, rk.test_fraction)
+            source = "logged impressions, split by time"
+        else:
+            times = np.asarray(examples["timestamp"])
+            window = examples.take((times >= windows.validation_start)
+                                   & (times < windows.test_start))
+            parts = (*holdout_latest(window, rk.p3_holdout_share),
+                     examples.take(times >= windows.test_start))
+            source = "logged impressions of the P3 validation window (test: the test window)"
     else:
-        ri, cg_examples = rk.retrieved_impressions, ctx.inputs["examples"]
-        train = cg_examples.train
+        ri = rk.retrieved_impressions
+        if windows is None:
+            queries = (cg_examples.train, cg_examples.validation, cg_examples.test)
+        else:
+            queries = (cg_examples.window_queries["validation_window"], None,
+                       cg_examples.window_queries["test_window"])
+        train = queries[0]
         if len(train) > ri.max_train_pages:
             rows = np.sort(np.random.default_rng(ri.seed).choice(len(train), ri.max_train_pages,
                                                                  replace=False))
             train = train.take(rows)
-        parts = []
-        for queries in (train, cg_examples.validation, cg_examples.test):
-            impressions = retrieved_impressions(model, queries, tower, events.watches, ri.top_n,
-                                                ri.negatives_per_page, seed=ri.seed,
-                                                positive=ri.positive)
-            parts.append(build_ranking_examples(events, impressions,
-                                                max_history=rk.model.max_history))
+        parts = [None if q is None else _retrieved_pages(ctx, q)
+                 for q in (train, *queries[1:])]
+        if windows is not None:
+            parts[:2] = holdout_latest(parts[0], rk.p3_holdout_share)
         source = (f"pages built from the candidate generator's top {ri.top_n} "
-                  f"(positive: {ri.positive})")
+                  f"(positive: {ri.positive})" + (
+                      "" if windows is None else " at every watch of the P3 validation window "
+                      "(test: the test window)"))
     if "cg_score" in rk.model.features:
+        from tfrec.features.retrieved_impressions import candidate_generation_scores
+        tower = ctx.config.candidate_generation.tower
         for part in parts:
             part.columns["cg_score"] = candidate_generation_scores(model, part, tower)
-    return parts, source
+    return tuple(parts), source
+
+
+def _retrieved_pages(ctx, queries):
+    """Ranking examples of pages built from the generator's retrievals for `queries`."""
+    from tfrec.features.ranking_examples import build_ranking_examples
+    from tfrec.features.retrieved_impressions import retrieved_impressions
+    rk, events = ctx.config.ranking, ctx.inputs["events"]
+    ri = rk.retrieved_impressions
+    impressions = retrieved_impressions(ctx.inputs["candidate_generation"], queries,
+                                        ctx.config.candidate_generation.tower, events.watches,
+                                        ri.top_n, ri.negatives_per_page, seed=ri.seed,
+                                        positive=ri.positive)
+    return build_ranking_examples(events, impressions, max_history=rk.model.max_history)
 
 
 def run_ranking(ctx):
@@ -365,20 +421,20 @@ def pipeline_stages():
         Stage("events", run_events, load_events_stage, config_sections=("data",),
               input_files=events_input_files),
         Stage("examples", run_examples, load_examples, depends_on=("events",),
-              config_sections=("examples",), version=2),
+              config_sections=("examples", *EXAMPLE_SPLIT), version=3),
         Stage("popularity", run_popularity, load_popularity, depends_on=("events", "examples"),
-              config_sections=("evaluation",), version=2),
+              config_sections=("evaluation",), version=3),
         # Depends on popularity for the paired comparison in its metrics.
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
               depends_on=("events", "examples", "popularity"),
-              config_sections=("evaluation", "candidate_generation"), version=3, enabled=cg_on),
+              config_sections=("evaluation", "candidate_generation"), version=4, enabled=cg_on),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,
               enabled=lambda c: cg_on(c) and c.export.enabled),
         Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
-              config_sections=("ranking", "export.enabled"), version=3,
+              config_sections=("ranking", "export.enabled"), version=4,
               enabled=lambda c: cg_on(c) and c.ranking.enabled),
         Stage("publish", run_publish, load_publish, depends_on=("export",),
               optional_depends_on=("ranking",), config_sections=("export",), check=load_publish,

@@ -82,6 +82,34 @@ def target_ranks(scores, targets, excluded):
     return greater, ties
 
 
+def scored_chunks(score_fn, queries, index, max_cells=1 << 24):
+    """Yield (start, end, scores [end - start, N] float64, excluded [end - start, N] bool) over
+    `queries` in chunks of at most `max_cells` cells; `excluded` marks each query's exclusions.
+
+    Args:
+      score_fn: callable(start, end) -> scores of queries[start:end] against the corpus.
+      queries: ExampleSet with `exclusions` Ragged (video ids).
+      index: pandas Index of the N corpus ids.
+    """
+    exclusions: Ragged = queries["exclusions"]
+    excl_cols = index.get_indexer(exclusions.values)
+    excl_rows = np.repeat(np.arange(len(exclusions)), exclusions.lengths)
+    known = excl_cols >= 0
+    excl_cols, excl_rows = excl_cols[known], excl_rows[known]
+    n_items = len(index)
+    chunk = max(1, max_cells // max(n_items, 1))
+    for start in range(0, len(queries["label"]), chunk):
+        end = min(start + chunk, len(queries["label"]))
+        scores = np.asarray(score_fn(start, end), dtype=np.float64)
+        if scores.shape != (end - start, n_items):
+            raise ValueError(f"score_fn returned shape {scores.shape}, expected "
+                             f"{(end - start, n_items)}")
+        excluded = np.zeros_like(scores, dtype=bool)
+        sel = (excl_rows >= start) & (excl_rows < end)
+        excluded[excl_rows[sel] - start, excl_cols[sel]] = True
+        yield start, end, scores, excluded
+
+
 def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=1 << 24,
                         per_query=False):
     """Mean P1 metrics of a scorer over held-out next-watch queries (re-watch targets skipped).
@@ -109,25 +137,9 @@ def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=
     if (targets < 0).any():
         missing = queries["label"][targets < 0][:5]
         raise ValueError(f"{int((targets < 0).sum())} target(s) not in the corpus, e.g. {missing}")
-    exclusions: Ragged = queries["exclusions"]
-    excl_cols = index.get_indexer(exclusions.values)
-    excl_rows = np.repeat(np.arange(len(exclusions)), exclusions.lengths)
-    known = excl_cols >= 0
-    excl_cols, excl_rows = excl_cols[known], excl_rows[known]
-    n_items = len(index)
-    chunk = max(1, max_cells // max(n_items, 1))
-    parts = []
-    for start in range(0, len(targets), chunk):
-        end = min(start + chunk, len(targets))
-        scores = np.asarray(score_fn(start, end), dtype=np.float64)
-        if scores.shape != (end - start, n_items):
-            raise ValueError(f"score_fn returned shape {scores.shape}, expected "
-                             f"{(end - start, n_items)}")
-        excluded = np.zeros_like(scores, dtype=bool)
-        sel = (excl_rows >= start) & (excl_rows < end)
-        excluded[excl_rows[sel] - start, excl_cols[sel]] = True
-        parts.append(expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded),
-                                           ks))
+    parts = [expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded), ks)
+             for start, end, scores, excluded in scored_chunks(score_fn, queries, index,
+                                                               max_cells)]
     names = expected_rank_metrics(np.zeros(0), np.zeros(0), ks)
     scored = ~rewatch_targets(queries)
     table = pd.DataFrame({"query": np.flatnonzero(scored).astype(np.int64), **{

@@ -55,7 +55,7 @@ def training_curves(metrics, path, selection_metric="map@100"):
                        label=f"chosen epoch {best} (best {selection_metric})")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_val.set(title="validation (P1, full ranking)", xlabel="epoch", ylabel="value")
+    ax_val.set(title="validation (full ranking)", xlabel="epoch", ylabel="value")
     top = max(h[n] for h in history for n in names)
     ax_val.set_ylim(top=top * 1.35)  # room for the legend above the curves
     ax_val.legend(fontsize=8, loc="upper left", ncol=2)
@@ -141,4 +141,26 @@ def calibration(metrics, path):
            ylabel="true expected watch time (s)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
+    return _save(fig, path)
+
+
+def age_profile(profiles, path):
+    """Bars per video-age bucket: the share of actual targets and each model's share of top-100
+    slots (the paper's Figure 4). profiles: {model: `freshness.age_profile` result}."""
+    if not profiles:
+        return None
+    first = next(iter(profiles.values()))
+    buckets = first["buckets"]
+    series = {"actual targets": first["target_share"],
+              **{f"{m} top-100": p["recommended_share"] for m, p in profiles.items()}}
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    width = 0.8 / len(series)
+    colors = {"actual targets": "#2ca02c", **{f"{m} top-100": c for m, c in COLORS.items()}}
+    for i, (name, shares) in enumerate(series.items()):
+        ax.bar([j + (i - (len(series) - 1) / 2) * width for j in range(len(buckets))], shares,
+               width, label=name, color=colors.get(name))
+    ax.set_xticks(range(len(buckets)), buckets, rotation=20)
+    ax.set(title="test: video age at query time", xlabel="days since upload", ylabel="share")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
     return _save(fig, path)

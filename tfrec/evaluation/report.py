@@ -131,8 +131,7 @@ def section_p1(metrics, config, plots_dir):
         f"{split} {metrics[models[0]][split].get('queries')} scored, "
         f"{metrics[models[0]][split].get('rewatch_targets_skipped', 0)} re-watch targets skipped"
         for split in ("test", "validation"))
-    text = ("Next-watch prediction (docs/PROTOCOL.md P1): each user's last watch is the test "
-            "target, the one before it the validation target; all videos are ranked, those watched "
+    text = (protocol_text(metrics, config) + " All videos are ranked, those watched "
             "before excluded, and a query whose target is itself a re-watch is not scored "
             f"(queries: {counts}). Retrieval figures are at the epoch chosen on "
             "validation.\n\n" + _table(("split", "model", *P1_COLUMNS), rows))
@@ -146,6 +145,47 @@ def section_p1(metrics, config, plots_dir):
                                                *[_interval(c) for c in paired.values()])]))
     path = plots.recall_at_k(metrics, os.path.join(plots_dir, "recall_at_k.png"))
     return text + "\n\n" + _image(plots_dir, path, "Recall@K")
+
+
+def protocol_text(metrics, config):
+    """One sentence on the held-out split the run's figures come from."""
+    examples = metrics.get("examples", {})
+    windows = examples.get("p3_windows")
+    if config.evaluation.protocol != "p3" or not windows:
+        name = "P2" if config.data.format == "simulator" else "P1"
+        return (f"Next-watch prediction (docs/PROTOCOL.md {name}): each user's last watch is the "
+                "test target, the one before it the validation target.")
+    day = lambda t: datetime.datetime.utcfromtimestamp(t).strftime("%Y-%m-%d %H:%M")  # noqa
+    return ("Next-watch prediction under the global time split (docs/PROTOCOL.md P3): the "
+            f"generator trained only on watches before {day(windows['validation_start'])} UTC; "
+            f"the validation window runs to {day(windows['test_start'])}, the test window to "
+            "the end of the log. A query is a user's first watch inside a window (the user has "
+            "an earlier watch), its history every watch before it, example age 0 as served.")
+
+
+def section_served_age(metrics, config, plots_dir):
+    """The fresh slice and the age profile (sources that log upload times)."""
+    models = [m for m in ("retrieval", "popularity") if m in metrics]
+    if not models or "fresh" not in metrics[models[0]].get("test", {}):
+        return None
+    rows = []
+    for split in ("test", "validation"):
+        for model in models:
+            fresh = metrics[model][split]["fresh"]
+            rows.append((split, model, fresh["queries"], *[fresh.get(c) for c in P1_COLUMNS]))
+    text = ("The same queries restricted to targets uploaded at most 7 days before the query "
+            "(the fresh slice), and the age profile of the top 100: for each bucket of video "
+            "age at query time, the share of recommended slots against the share of actual "
+            "targets (the paper's Figure 4).\n\n"
+            + _table(("split", "model", "fresh queries", *P1_COLUMNS), rows))
+    profiles = {m: metrics[m]["test"]["age_profile"] for m in models}
+    first = next(iter(profiles.values()))
+    text += "\n\n" + _table(("test: video age", "targets", *[f"{m} top-100" for m in models]), [
+        (bucket, first["target_share"][i], *[p["recommended_share"][i]
+                                              for p in profiles.values()])
+        for i, bucket in enumerate(first["buckets"])])
+    path = plots.age_profile(profiles, os.path.join(plots_dir, "age_profile.png"))
+    return text + "\n\n" + _image(plots_dir, path, "age profile")
 
 
 def section_training(metrics, config, plots_dir):
@@ -248,7 +288,8 @@ def section_ranking(metrics, config, plots_dir):
 
 
 SECTIONS = [
-    ("Candidate generation vs popularity (P1)", section_p1),
+    ("Candidate generation vs popularity", section_p1),
+    ("Fresh videos: the age profile", section_served_age),
     ("Training", section_training),
     ("Serving: ANN recall and speed", section_ann),
     ("Ranking", section_ranking),

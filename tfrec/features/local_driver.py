@@ -5,6 +5,7 @@ calls the pure per-user functions of `tfrec.features.candidate_examples`, then d
 back to string ids and joins demographics. A Beam driver would do the same slicing per user.
 """
 import dataclasses
+import typing
 
 import numpy as np
 import pandas as pd
@@ -15,12 +16,13 @@ from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged
-from tfrec.features.split import TEST, TRAIN, VALIDATION, next_watch_roles
+from tfrec.features.split import (TEST, TRAIN, VALIDATION, next_watch_roles, TimeWindows,
+                                  time_split_roles, time_windows)
 
 
 @dataclasses.dataclass
 class CandidateExamples:
-    """Training examples and the P1 held-out queries.
+    """Training examples and the held-out queries (P1, or P3 when `windows` is set).
 
     train: label, user_id, timestamp, example_age (s), watches_before (the label's position in
       the user's watch order: the example's cut, `tfrec.features.history`), watch_history,
@@ -28,6 +30,11 @@ class CandidateExamples:
     validation / test: the same columns (example_age 0) plus exclusions (all earlier watches).
     train_watches: the ordered training-part watches (for popularity and vocabularies).
     end_of_training: last training timestamp (s).
+    windows: the P3 TimeWindows, or None under P1.
+    window_queries: under P3, {"validation_window", "test_window"}: a next-watch query (same
+      columns as validation) at every watch inside the window that has an earlier watch, the
+      pages a ranker trains (validation window) and is tested on (test window) when the source
+      logged no impressions; None under P1.
     """
 
     train: ExampleSet
@@ -35,6 +42,8 @@ class CandidateExamples:
     test: ExampleSet
     train_watches: pd.DataFrame
     end_of_training: int
+    windows: typing.Optional[TimeWindows] = None
+    window_queries: typing.Optional[dict] = None
 
     def counts(self):
         return {"train": len(self.train), "validation": len(self.validation),
@@ -93,12 +102,14 @@ def _decode(columns, video_vocab, token_vocab, users, demographics):
     return ExampleSet(out)
 
 
-def build_candidate_examples(events, config=ExampleConfig(), progress=None):
-    """All candidate-generation examples and P1 queries of a validated EventTables.
+def build_candidate_examples(events, config=ExampleConfig(), progress=None, protocol=None):
+    """All candidate-generation examples and held-out queries of a validated EventTables.
 
     Args:
       events: tfrec.data.schema.EventTables.
       config: ExampleConfig.
+      protocol: None or EvaluationConfig-like with `protocol` ("p1" or "p3"),
+        `p3_window_days` and `p3_window_share` (`tfrec.features.split.time_windows`).
       progress: optional callable(done_users, total_users), called now and then.
     Returns:
       CandidateExamples.
@@ -106,11 +117,23 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
     if len(events.watches) == 0:
         raise DataError(events.sources.get("watches", "watches"), "no watches to build examples")
     watches = order_watches(events.watches)
-    roles = next_watch_roles(watches["user_id"].to_numpy())
+    windows = None
+    if protocol is not None and protocol.protocol == "p3":
+        windows = time_windows(watches["timestamp"].to_numpy(), protocol.p3_window_days,
+                               protocol.p3_window_share)
+        roles = time_split_roles(watches["user_id"].to_numpy(), watches["timestamp"].to_numpy(),
+                                 windows)
+        if not ((roles == TEST).any() and (roles == VALIDATION).any()
+                and (roles == TRAIN).any()):
+            raise DataError(events.sources.get("watches", "watches"),
+                            f"the P3 time split {windows.to_dict()} leaves no training watch, "
+                            "validation target or test target")
+    else:
+        roles = next_watch_roles(watches["user_id"].to_numpy())
+        if not (roles == TEST).any():
+            raise DataError(events.sources.get("watches", "watches"),
+                            "no user has the 3 watches needed for a validation and a test target")
     train_mask = roles == TRAIN
-    if not (roles == TEST).any():
-        raise DataError(events.sources.get("watches", "watches"),
-                        "no user has the 3 watches needed for a validation and a test target")
     end_of_training = int(watches["timestamp"].to_numpy()[train_mask].max())
     video_vocab = events.videos["video_id"].to_numpy(dtype=object)
     codes = pd.Index(video_vocab).get_indexer(watches["video_id"])
@@ -119,6 +142,11 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
     searches, token_vocab = _encode_searches(events.searches)
 
     train_parts, eval_parts = [], {VALIDATION: [], TEST: []}
+    window_parts = {"validation_window": [], "test_window": []}
+    if windows is not None:
+        in_window = {"validation_window": (times >= windows.validation_start)
+                     & (times < windows.test_start),
+                     "test_window": times >= windows.test_start}
     starts, ends = _user_bounds(user_ids)
     for i, (start, end) in enumerate(zip(starts, ends)):
         user = user_ids[start]
@@ -134,6 +162,14 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
                 q = user_next_watch_queries(v, t, pos, config, user_searches)
                 q["user_id"] = np.full(len(pos), user, dtype=object)
                 eval_parts[role].append(q)
+        if windows is not None:
+            for name, mask in in_window.items():
+                pos = np.flatnonzero(mask[start:end])
+                pos = pos[pos > 0]  # a page needs an earlier watch
+                if len(pos):
+                    q = user_next_watch_queries(v, t, pos, config, user_searches)
+                    q["user_id"] = np.full(len(pos), user, dtype=object)
+                    window_parts[name].append(q)
         if progress and (i % 1000 == 0 or i == len(starts) - 1):
             progress(i + 1, len(starts))
 
@@ -151,4 +187,7 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None):
         test=decode(eval_parts[TEST]),
         train_watches=watches.loc[train_mask].reset_index(drop=True),
         end_of_training=end_of_training,
+        windows=windows,
+        window_queries=None if windows is None else {
+            name: decode(parts) for name, parts in window_parts.items()},
     )

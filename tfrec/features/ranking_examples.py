@@ -262,3 +262,11 @@ def split_by_time(examples, validation_fraction=0.1, test_fraction=0.1):
     cut_test = np.quantile(times, 1 - test_fraction, method="higher")
     masks = (times < cut_val, (times >= cut_val) & (times < cut_test), times >= cut_test)
     return tuple(examples.take(m) for m in masks)
+
+
+def holdout_latest(examples, share):
+    """(earlier, latest) ExampleSets: the latest `share` of impressions by time (pages whole,
+    a second never split) are held out, e.g. for a ranker's epoch choice and Platt scaling."""
+    times = np.asarray(examples["timestamp"])
+    cut = np.quantile(times, 1 - share, method="higher")
+    return examples.take(times < cut), examples.take(times >= cut)

@@ -1,27 +1,103 @@
-"""The P1 next-watch split (docs/PROTOCOL.md): per user, last watch = test, second-to-last =
-validation, everything before = training. Users with fewer than 3 watches have no held-out
-targets: all their watches are training watches."""
+"""The held-out splits of docs/PROTOCOL.md, as a role for every watch.
+
+P1 (`next_watch_roles`): per user, last watch = test, second-to-last = validation, everything
+before = training. Users with fewer than 3 watches have no held-out targets: all their watches
+are training watches.
+
+P3 (`time_split_roles`): one cut for everyone. Watches before the validation window are training
+watches; a user's first watch inside the validation window is a validation target when the user
+has a training watch, and the first watch inside the test window is a test target when the user
+has any watch before the test window. Every other watch at or after the cut is CONTEXT: never a
+label, but history of the queries after it (serving sees everything logged before a request).
+"""
+import dataclasses
+
 import numpy as np
 
-TRAIN, VALIDATION, TEST = 0, 1, 2
-ROLE_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test"}
+TRAIN, VALIDATION, TEST, CONTEXT = 0, 1, 2, 3
+ROLE_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test", CONTEXT: "context"}
 MIN_WATCHES_FOR_HOLDOUT = 3
+PROTOCOLS = ("p1", "p3")
+DAY = 86_400
+
+
+def _user_bounds(user_ids):
+    n = len(user_ids)
+    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]]) if n else np.zeros(0, int)
+    return starts, np.r_[starts[1:], n].astype(np.int64)
 
 
 def next_watch_roles(user_ids):
-    """[n] int8 role of each watch (TRAIN, VALIDATION or TEST).
+    """[n] int8 role of each watch (TRAIN, VALIDATION or TEST) under P1.
 
     Args:
       user_ids: [n] user id of each watch, rows already in `order_watches` order (users contiguous).
     """
     user_ids = np.asarray(user_ids)
-    n = len(user_ids)
-    roles = np.zeros(n, dtype=np.int8)
-    if n == 0:
-        return roles
-    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]])
-    ends = np.r_[starts[1:], n]
+    roles = np.zeros(len(user_ids), dtype=np.int8)
+    starts, ends = _user_bounds(user_ids)
     eligible = (ends - starts) >= MIN_WATCHES_FOR_HOLDOUT
     roles[ends[eligible] - 1] = TEST
     roles[ends[eligible] - 2] = VALIDATION
+    return roles
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeWindows:
+    """The P3 cut: validation = [validation_start, test_start), test = [test_start, end]; seconds."""
+
+    validation_start: int
+    test_start: int
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def time_windows(timestamps, window_days=None, window_share=0.05):
+    """The P3 windows of a log: the last `window_days` days are test and the days before
+    validation, or (window_days None) by quantiles of all watch timestamps: test = the last
+    `window_share` of the watches, validation = the share before.
+
+    Args:
+      timestamps: [n] int64 watch timestamps (s).
+    Returns:
+      TimeWindows.
+    """
+    timestamps = np.asarray(timestamps, np.int64)
+    if window_days is not None:
+        end = int(timestamps.max()) + 1
+        width = int(round(window_days * DAY))
+        return TimeWindows(end - 2 * width, end - width)
+    lo, hi = np.quantile(timestamps, [1 - 2 * window_share, 1 - window_share])
+    # A window starts at a whole second strictly after the quantile, so ties at the quantile
+    # stay on the earlier side (a cut never splits one second).
+    return TimeWindows(int(np.floor(lo)) + 1, int(np.floor(hi)) + 1)
+
+
+def time_split_roles(user_ids, timestamps, windows):
+    """[n] int8 role of each watch under P3 (TRAIN, VALIDATION, TEST or CONTEXT).
+
+    Args:
+      user_ids: [n] user id of each watch, in `order_watches` order (users contiguous).
+      timestamps: [n] int64 seconds, ascending within each user.
+      windows: TimeWindows.
+    """
+    user_ids = np.asarray(user_ids)
+    timestamps = np.asarray(timestamps, np.int64)
+    roles = np.full(len(user_ids), CONTEXT, dtype=np.int8)
+    roles[timestamps < windows.validation_start] = TRAIN
+    starts, ends = _user_bounds(user_ids)
+    user_index = np.repeat(np.arange(len(starts)), ends - starts)
+    for lo, hi, role in ((windows.validation_start, windows.test_start, VALIDATION),
+                         (windows.test_start, None, TEST)):
+        has_before = np.bincount(user_index[timestamps < lo], minlength=len(starts)) > 0
+        # A user's rows are in time order: the first of their rows at or after `lo` is the
+        # first watch in the window when it falls before `hi`.
+        later = np.flatnonzero(timestamps >= lo)
+        owner = user_index[later]
+        first = later[np.r_[True, owner[1:] != owner[:-1]]] if len(later) else later
+        ok = has_before[user_index[first]]
+        if hi is not None:
+            ok &= timestamps[first] < hi
+        roles[first[ok]] = role
     return roles

@@ -1,0 +1,101 @@
+"""What serving sees of video age (docs/PROTOCOL.md, P3): the fresh slice and the age profile.
+
+Both need the videos' upload times (the simulator logs them), and are measured on the same
+queries as the next-watch metrics (re-watch targets skipped):
+
+  fresh slice   the next-watch metrics over the queries whose target was uploaded at most
+                `FRESH_DAYS` before the query;
+  age profile   for buckets of video age at query time (days since upload), the share of the
+                top-100 slots against the share of actual targets: the paper's Figure 4 asks
+                whether a model recommends fresh videos as often as they are watched.
+"""
+import numpy as np
+import pandas as pd
+
+from tfrec.evaluation.next_watch import evaluate_next_watch, rewatch_targets, scored_chunks
+
+DAY = 86_400
+FRESH_DAYS = 7
+PROFILE_K = 100
+# Bucket edges in days since upload; a video "uploaded" after the query sorts before the first.
+AGE_EDGES_DAYS = (0, 1, 2, 4, 7, 14, 28, 56)
+
+
+def bucket_names(edges=AGE_EDGES_DAYS):
+    """["not yet uploaded", "0-1d", ..., ">56d"]: the age-profile buckets, in order."""
+    inner = [f"{a}-{b}d" for a, b in zip(edges[:-1], edges[1:])]
+    return ["not yet uploaded", *inner, f">{edges[-1]}d"]
+
+
+def age_buckets(age_seconds, edges=AGE_EDGES_DAYS):
+    """[n] int bucket index of each age (s): 0 for negative ages, then one per edge interval."""
+    return np.searchsorted(np.asarray(edges, np.float64) * DAY, np.asarray(age_seconds),
+                           side="right")
+
+
+def upload_times_of(videos, ids):
+    """[len(ids)] float64 upload time (s) of each id (NaN where unknown)."""
+    table = videos.set_index("video_id")["upload_timestamp"]
+    return table.reindex(pd.Index(ids)).to_numpy(dtype=np.float64)
+
+
+def fresh_targets(queries, videos, fresh_days=FRESH_DAYS):
+    """[Q] bool: the query's target was uploaded in the `fresh_days` before the query time."""
+    uploaded = upload_times_of(videos, queries["label"])
+    age = np.asarray(queries["timestamp"], np.float64) - uploaded
+    return (age >= 0) & (age <= fresh_days * DAY)
+
+
+def age_profile(score_fn, queries, corpus_ids, videos, k=PROFILE_K, edges=AGE_EDGES_DAYS):
+    """Share of the top-k slots vs share of targets per video-age bucket.
+
+    Args:
+      score_fn: callable(start, end) -> [end - start, N] scores of queries[start:end].
+      queries: ExampleSet with label, timestamp, exclusions.
+      corpus_ids: [N] video ids; videos: the videos table (video_id, upload_timestamp).
+    Returns:
+      {"buckets": names, "recommended_share": [B], "target_share": [B], "queries": Q scored}.
+    """
+    index = pd.Index(corpus_ids)
+    uploaded = upload_times_of(videos, index)
+    scored = ~rewatch_targets(queries)
+    times = np.asarray(queries["timestamp"], np.float64)
+    counts = np.zeros(len(edges) + 1)
+    k = min(k, len(index))
+    for start, end, scores, excluded in scored_chunks(score_fn, queries, index):
+        keep = scored[start:end]
+        scores = np.where(excluded, -np.inf, scores)[keep]
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if len(scores) else \
+            np.zeros((0, k), np.int64)
+        ages = times[start:end][keep][:, None] - uploaded[top]
+        counts += np.bincount(age_buckets(ages[np.isfinite(ages)], edges),
+                              minlength=len(edges) + 1)
+    target_age = times[scored] - upload_times_of(videos, queries["label"][scored])
+    targets = np.bincount(age_buckets(target_age[np.isfinite(target_age)], edges),
+                          minlength=len(edges) + 1)
+    share = lambda c: (c / max(c.sum(), 1)).round(5).tolist()  # noqa: E731
+    return {"buckets": bucket_names(edges), "recommended_share": share(counts),
+            "target_share": share(targets.astype(np.float64)), "queries": int(scored.sum())}
+
+
+def served_age_figures(score, examples, corpus_ids, videos, ks, splits=("validation", "test")):
+    """{split: {"fresh": next-watch metrics on the fresh slice, "age_profile": ...}}.
+
+    score: callable(queries, start, end) -> scores (as `evaluate_candidates` takes).
+    """
+    out = {}
+    for split in splits:
+        queries = getattr(examples, split)
+        fresh = queries.take(np.flatnonzero(fresh_targets(queries, videos)))
+        out[split] = {
+            "fresh": evaluate_next_watch(lambda s, e: score(fresh, s, e), fresh, corpus_ids,
+                                         ks=ks),
+            "age_profile": age_profile(lambda s, e: score(queries, s, e), queries, corpus_ids,
+                                       videos),
+        }
+    return out
+
+
+def has_upload_times(videos):
+    """Whether the videos table knows every video's upload time."""
+    return "upload_timestamp" in videos.columns and videos["upload_timestamp"].notna().all()
