@@ -83,7 +83,11 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
     assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
-                                         "candidate_generation", "export", "ranking", "publish"}
+                                         "candidate_generation", "export", "cross_fitting",
+                                         "ranking", "publish"}
+    # P1: the ranker's training pages come from generators that never saw their users.
+    assert on_disk["cross_fitting"]["folds"] == 2
+    assert "cross-fitted" in on_disk["ranking"]["source"]
     assert on_disk["ranking"]["impressions"]["test"] > 1000
     assert on_disk["ann"]["recall@10_vs_exact"] > 0.99  # small corpus: ScaNN scores exactly
     # One version set: every servable, the ranker included, at one number, pinned in models.config.
@@ -183,17 +187,26 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
     assert ranking["impressions"]["test"] > 1000
     assert 0 < ranking["test"]["weighted_per_user_loss"] < 0.5
     assert ranking["test"]["click_auc"] > 0.55
-    assert ranking["test"]["calibration"]["r2"] > 0.2, ranking["test"]["calibration"]
-    # exp(logit) estimates E[T] (every impression a negative, Platt-scaled on validation); the
-    # full-size run is in benchmarks/results/ranking_comparison_simulator.md.
-    assert 0.6 < ranking["test"]["calibration"]["slope"] < 1.4, ranking["test"]["calibration"]
+    # P3: the ranker trains on the validation window's impressions only (one week of four
+    # here), so its calibration is looser than on P2's longer history, but it is calibrated:
+    # exp(logit) estimates E[T] (every impression a negative, Platt-scaled on validation).
+    assert "validation window" in ranking["source"]
+    assert ranking["test"]["calibration"]["r2"] > 0.05, ranking["test"]["calibration"]
+    assert 0.4 < ranking["test"]["calibration"]["slope"] < 1.6, ranking["test"]["calibration"]
+    # The generator never saw these impressions, so its score is an honest feature, and the
+    # two-stage order beats the generator's own.
+    assert ranking["ranker_vs_generator_order"]["ci95"][0] > 0, ranking["ranker_vs_generator_order"]
     assert ranking["logit_calibration"]["scale"] > 0
     assert ranking["baselines"]["oracle_true_expected_watch_time"]["weighted_per_user_loss"] < \
         ranking["test"]["weighted_per_user_loss"]
     pop, model = metrics["popularity"]["test"], metrics["retrieval"]["test"]
     for result in (pop, model):
         assert 0 <= result["true_recall@10"] <= result["true_recall@100"] <= 1
+        # Upload times are logged: the fresh slice and the age profile are reported.
+        assert 0 < result["fresh"]["queries"] < result["queries"]
+        assert sum(result["age_profile"]["recommended_share"]) == pytest.approx(1, abs=1e-3)
     assert model["true_recall@10"] > pop["true_recall@10"] + 0.05, (model, pop)
+    assert metrics["examples"]["protocol"] == "p3" and "cross_fitting" not in metrics
     # Simulated users re-watch: those test targets are skipped, the same ones for every figure.
     assert pop["rewatch_targets_skipped"] == model["rewatch_targets_skipped"] > 0
     assert pop["queries"] == model["queries"] == \

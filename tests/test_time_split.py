@@ -98,3 +98,16 @@ def test_age_profile_counts_the_top_slots_by_age():
                                    "1-2d": 0.5, "7-14d": 0.25})
     targets = dict(zip(got["buckets"], got["target_share"]))
     assert targets["7-14d"] == targets["1-2d"] == 0.5
+
+
+def test_cross_fitted_folds_never_score_their_own_users(ml100k_dir):
+    from tfrec.data.movielens import read_recbole
+    from tfrec.models.cross_fitting import fold_examples, scoring_fold, user_folds
+    ex = build_candidate_examples(read_recbole(ml100k_dir), ExampleConfig())
+    users = np.unique(ex.train["user_id"])
+    folds = user_folds(users)
+    assert 0.4 < folds.mean() < 0.6  # two halves of the 943 users
+    seen = [set(fold_examples(ex, k).train["user_id"]) for k in (0, 1)]
+    assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == len(users)
+    for user, fold in zip(users, scoring_fold(users)):
+        assert user not in seen[fold]

@@ -128,6 +128,9 @@ class RankingStageConfig:
       model: RankingConfig (features, tower, training schedule, subsampling, click head).
       retrieved_impressions: how impressions are built when the source logged none.
       validation_fraction, test_fraction: P1: time split of logged impressions (latest = test).
+      cross_fit_folds: P1: the ranker's training pages are built and scored by this many
+        generators, each trained on the other folds' users (`tfrec.models.cross_fitting`); 0 or
+        1: by the run's own generator (whose score is optimistic on its training watches).
       p3_holdout_share: P3: the latest share of the validation window's pages held out for the
         ranker's epoch choice and Platt scaling (it trains on the rest).
       true_expected_column: impressions column with the true expected watch time (a simulator's)
@@ -140,6 +143,7 @@ class RankingStageConfig:
     validation_fraction: float = 0.1
     test_fraction: float = 0.1
     p3_holdout_share: float = 0.25
+    cross_fit_folds: int = 2
     true_expected_column: typing.Optional[str] = None
 
 
@@ -342,6 +346,9 @@ def _validate_ranking(stage, config, where):
     if stage.retrieved_impressions.negatives_per_page > stage.retrieved_impressions.top_n:
         raise ConfigError(f"{where}: 'ranking.retrieved_impressions.negatives_per_page' must be "
                           "<= 'top_n'")
+    if stage.cross_fit_folds < 0:
+        raise ConfigError(f"{where}: 'ranking.cross_fit_folds' must be >= 0 (0 or 1 = off), "
+                          f"got {stage.cross_fit_folds}")
     if not 0 < stage.p3_holdout_share < 1:
         raise ConfigError(f"{where}: 'ranking.p3_holdout_share' must be in (0, 1), "
                           f"got {stage.p3_holdout_share}")

@@ -303,6 +303,36 @@ def load_publish(ctx):
     return exports
 
 
+# -- cross-fitted generators (P1 ranking) --------------------------------------------------------
+
+def run_cross_fitting(ctx):
+    """One generator per fold of users (`tfrec.models.cross_fitting`), for the ranker's training
+    pages under P1; trained for the run's chosen number of epochs."""
+    from tfrec.models.cross_fitting import train_fold_generators
+    from tfrec.models.training import model_artifacts, save_model
+    cg, examples, events = ctx.config.candidate_generation, ctx.inputs["examples"], \
+        ctx.inputs["events"]
+    epochs = ctx.metrics["retrieval"]["best_epoch"]
+    folds = train_fold_generators(examples, events.users, _corpus(ctx), cg.tower, cg.softmax,
+                                  cg.training, epochs, ks=ctx.config.evaluation.ks, log=ctx.log,
+                                  folds=ctx.config.ranking.cross_fit_folds)
+    for k, (model, _) in enumerate(folds):
+        from tfrec.models.cross_fitting import fold_examples
+        save_model(model, ctx.path(f"fold{k}", "model"), model_artifacts(
+            fold_examples(examples, k, len(folds)), events.users, _corpus(ctx)))
+    return {"cross_fitting": {"folds": len(folds), "epochs": epochs, "validation": [
+        {m: r["validation"][m] for m in ("recall@10", "map@100", "queries")}
+        for _, r in folds]}}
+
+
+def load_cross_fitting(ctx):
+    """[model per fold]."""
+    from tfrec.models.training import load_model
+    cg = ctx.config.candidate_generation
+    return [load_model(ctx.path(f"fold{k}", "model"), cg.tower, cg.softmax,
+                       seed=cg.training.seed) for k in range(ctx.config.ranking.cross_fit_folds)]
+
+
 # -- ranking --------------------------------------------------------------------------------------
 
 def ranking_splits(ctx):
@@ -322,6 +352,8 @@ def ranking_splits(ctx):
     rk, events = ctx.config.ranking, ctx.inputs["events"]
     model, cg_examples = ctx.inputs["candidate_generation"], ctx.inputs["examples"]
     windows = cg_examples.windows
+    # P1: fold generators build and score the training pages (the stage is off under P3).
+    folds = ctx.inputs["cross_fitting"] if "cross_fitting" in ctx.inputs else None
     if len(events.impressions):
         examples = build_ranking_examples(events, max_history=rk.model.max_history)
         if windows is None:
@@ -346,32 +378,59 @@ def ranking_splits(ctx):
             rows = np.sort(np.random.default_rng(ri.seed).choice(len(train), ri.max_train_pages,
                                                                  replace=False))
             train = train.take(rows)
-        parts = [None if q is None else _retrieved_pages(ctx, q)
-                 for q in (train, *queries[1:])]
+        parts = [None if q is None else _retrieved_pages(ctx, q, folds if i == 0 else None)
+                 for i, q in enumerate((train, *queries[1:]))]
         if windows is not None:
             parts[:2] = holdout_latest(parts[0], rk.p3_holdout_share)
         source = (f"pages built from the candidate generator's top {ri.top_n} "
                   f"(positive: {ri.positive})" + (
                       "" if windows is None else " at every watch of the P3 validation window "
                       "(test: the test window)"))
+    if folds:
+        source += (f"; training pages built and scored by {len(folds)} cross-fitted generators, "
+                   "each trained on the other users")
     if "cg_score" in rk.model.features:
-        from tfrec.features.retrieved_impressions import candidate_generation_scores
         tower = ctx.config.candidate_generation.tower
-        for part in parts:
-            part.columns["cg_score"] = candidate_generation_scores(model, part, tower)
+        for i, part in enumerate(parts):
+            part.columns["cg_score"] = _generator_scores(folds if i == 0 and folds else [model],
+                                                         part, tower)
     return tuple(parts), source
 
 
-def _retrieved_pages(ctx, queries):
-    """Ranking examples of pages built from the generator's retrievals for `queries`."""
+def _generator_scores(models, part, tower):
+    """[n] cg_score of each impression: with one model, its u·v; with fold models, the u·v of
+    the generator that never saw the impression's user (`cross_fitting.scoring_fold`)."""
+    import numpy as np
+
+    from tfrec.features.retrieved_impressions import candidate_generation_scores
+    from tfrec.models.cross_fitting import scoring_fold
+    if len(models) == 1:
+        return candidate_generation_scores(models[0], part, tower)
+    fold = scoring_fold(part["user_id"], len(models))
+    out = np.zeros(len(part), np.float32)
+    for k, model in enumerate(models):
+        rows = np.flatnonzero(fold == k)
+        out[rows] = candidate_generation_scores(model, part.take(rows), tower)
+    return out
+
+
+def _retrieved_pages(ctx, queries, folds=None):
+    """Ranking examples of pages built from the generator's retrievals for `queries`; with fold
+    generators, each user's pages from the one that never saw the user."""
+    import numpy as np
+    import pandas as pd
+
     from tfrec.features.ranking_examples import build_ranking_examples
     from tfrec.features.retrieved_impressions import retrieved_impressions
+    from tfrec.models.cross_fitting import scoring_fold
     rk, events = ctx.config.ranking, ctx.inputs["events"]
     ri = rk.retrieved_impressions
-    impressions = retrieved_impressions(ctx.inputs["candidate_generation"], queries,
-                                        ctx.config.candidate_generation.tower, events.watches,
-                                        ri.top_n, ri.negatives_per_page, seed=ri.seed,
-                                        positive=ri.positive)
+    models = folds or [ctx.inputs["candidate_generation"]]
+    fold = scoring_fold(queries["user_id"], len(models)) if folds else np.zeros(len(queries), int)
+    impressions = pd.concat([retrieved_impressions(
+        model, queries.take(np.flatnonzero(fold == k)), ctx.config.candidate_generation.tower,
+        events.watches, ri.top_n, ri.negatives_per_page, seed=ri.seed + k,
+        positive=ri.positive) for k, model in enumerate(models)], ignore_index=True)
     return build_ranking_examples(events, impressions, max_history=rk.model.max_history)
 
 
@@ -432,8 +491,15 @@ def pipeline_stages():
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,
               enabled=lambda c: cg_on(c) and c.export.enabled),
+        # Under P1 only: P3's ranker trains on a window no generator saw.
+        Stage("cross_fitting", run_cross_fitting, load_cross_fitting,
+              depends_on=("events", "examples", "candidate_generation"),
+              config_sections=("ranking.cross_fit_folds",), enabled=lambda c: (
+                  cg_on(c) and c.ranking.enabled and c.ranking.cross_fit_folds > 1
+                  and c.evaluation.protocol == "p1")),
         Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
+              optional_depends_on=("cross_fitting",),
               config_sections=("ranking", "export.enabled"), version=4,
               enabled=lambda c: cg_on(c) and c.ranking.enabled),
         Stage("publish", run_publish, load_publish, depends_on=("export",),
