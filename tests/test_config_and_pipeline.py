@@ -83,8 +83,16 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert test["queries"] == 943 and 0.05 < test["recall@10"] < test["recall@50"] < \
         test["recall@100"] < 1
     assert set(on_disk["timings_s"]) == {"events", "examples", "popularity",
-                                         "candidate_generation", "export", "cross_fitting",
-                                         "ranking", "publish"}
+                                         "candidate_generation", "compare_protocol",
+                                         "export", "cross_fitting", "ranking", "publish"}
+    # The same report also shows P3: one cut for everyone, a generator trained before it.
+    p3 = on_disk["compare_protocol"]
+    windows = p3["examples"]["p3_windows"]
+    assert p3["protocol"] == "p3" and windows["validation_start"] < windows["test_start"]
+    assert 50 < p3["retrieval"]["test"]["queries"] == p3["popularity"]["test"]["queries"] < 150
+    assert "ci95" in p3["retrieval"]["retrieval_vs_popularity"]["recall@10"]
+    report = (tmp_path / "movielens_100k" / "report.md").read_text()
+    assert "## The other protocol" in report and "global time split (docs/PROTOCOL.md P3)" in report
     # P1: the ranker's training pages come from generators that never saw their users.
     assert on_disk["cross_fitting"]["folds"] == 2
     assert "cross-fitted" in on_disk["ranking"]["source"]

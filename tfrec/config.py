@@ -69,12 +69,15 @@ class EvaluationConfig:
       p3_window_days: P3 windows of this many days (test = the last, validation = the one
         before); null: by quantiles of the watch timestamps, `p3_window_share` each.
       p3_window_share: share of all watches in each P3 window when p3_window_days is null.
+      compare_protocol: also train a generator (the same config, not exported) and evaluate it
+        and popularity under this other protocol, so one report shows both; null: off.
     """
 
     ks: typing.List[int] = (10, 50, 100)
     protocol: str = "p1"
     p3_window_days: typing.Optional[float] = None
     p3_window_share: float = 0.05
+    compare_protocol: typing.Optional[str] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +299,9 @@ def validate(config, where):
     if ev.protocol not in ("p1", "p3"):
         raise ConfigError(f"{where}: 'evaluation.protocol' must be one of ('p1', 'p3'), "
                           f"got {ev.protocol!r}")
+    if ev.compare_protocol not in (None, "p1", "p3") or ev.compare_protocol == ev.protocol:
+        raise ConfigError(f"{where}: 'evaluation.compare_protocol' must be null or the other "
+                          f"of ('p1', 'p3') than evaluation.protocol, got {ev.compare_protocol!r}")
     if ev.p3_window_days is not None and ev.p3_window_days <= 0:
         raise ConfigError(f"{where}: 'evaluation.p3_window_days' must be > 0 or null, "
                           f"got {ev.p3_window_days}")

@@ -5,6 +5,7 @@ runs/<name>/<stage>/ and returns its metrics, and a `load` function that reads t
 loads the stages whose inputs did not change instead of running them. To add a stage, write its
 two functions and append a `Stage(...)` to `pipeline_stages` after the stages it depends on.
 """
+import dataclasses
 import functools
 import hashlib
 import json
@@ -156,25 +157,32 @@ def _write_per_query(ctx, table):
 
 def run_popularity(ctx):
     examples, corpus = ctx.inputs["examples"], _corpus(ctx)
-    model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
-    result, per_query = evaluate_candidates(
-        lambda queries, s, e: model.scores(e - s), examples, corpus, evaluation_ks(ctx.config),
-        simulated_world(ctx.config.data), per_query=True)
+    result, per_query = popularity_figures(examples, ctx.inputs["events"], ctx.config)
     _write_per_query(ctx, per_query["test"])
-    _add_served_age_figures(ctx, result, lambda queries, s, e: model.scores(e - s))
     ctx.log(_test_line(result["test"]))
     return {"popularity": result}
 
 
-def _add_served_age_figures(ctx, result, score):
-    """The fresh slice and the age profile per split, where the videos' upload times are known
-    (`tfrec.evaluation.freshness`)."""
-    from tfrec.evaluation.freshness import has_upload_times, served_age_figures
-    videos = ctx.inputs["events"].videos
-    if has_upload_times(videos):
-        for split, figures in served_age_figures(score, ctx.inputs["examples"], _corpus(ctx),
-                                                 videos, evaluation_ks(ctx.config)).items():
-            result[split].update(figures)
+def popularity_figures(examples, events, config):
+    """({split: figures}, {split: per-query figures}) of popularity over the training watches."""
+    corpus = events.videos["video_id"].to_numpy()
+    model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
+    return evaluate_candidates(lambda queries, s, e: model.scores(e - s), examples, corpus,
+                               evaluation_ks(config), simulated_world(config.data),
+                               per_query=True, videos=events.videos)
+
+
+def generator_figures(model, examples, events, config, popularity_test):
+    """({split: figures}, test per-query figures) of a trained generator, with the paired
+    comparison to popularity on the same test queries in figures["retrieval_vs_popularity"]."""
+    from tfrec.evaluation.candidates import compare_per_query
+    from tfrec.models.training import query_scorer
+    result, per_query = evaluate_candidates(
+        query_scorer(model, config.candidate_generation.tower), examples,
+        events.videos["video_id"].to_numpy(), evaluation_ks(config),
+        simulated_world(config.data), per_query=True, videos=events.videos)
+    result["retrieval_vs_popularity"] = compare_per_query(per_query["test"], popularity_test)
+    return result, per_query["test"]
 
 
 def load_popularity(ctx):
@@ -189,9 +197,7 @@ SERVABLES = "servables"  # saved (unversioned) servables inside the export and r
 
 
 def run_candidate_generation(ctx):
-    from tfrec.evaluation.candidates import compare_per_query
-    from tfrec.models.training import (evaluate_model, model_artifacts, save_model,
-                                       train_candidate_generation)
+    from tfrec.models.training import model_artifacts, save_model, train_candidate_generation
     from tfrec.evaluation.projector import write_projector
     cg, examples = ctx.config.candidate_generation, ctx.inputs["examples"]
     events = ctx.inputs["events"]
@@ -204,20 +210,10 @@ def run_candidate_generation(ctx):
         ks=evaluation_ks(ctx.config), log=ctx.log, checkpoint_dir=checkpoints,
         tensorboard_dir=ctx.run_path("tensorboard", "candidate_generation"),
         progress=ctx.progress)
-    from tfrec.models.training import query_scorer
-    world = simulated_world(ctx.config.data)
-    if world is not None:  # ground truth: recall of the true top-K by affinity
-        from tfrec.evaluation.candidates import true_recall
-        for split, truth in true_recall(query_scorer(model, cg.tower), examples, _corpus(ctx),
-                                        world, ctx.config.evaluation.ks).items():
-            truth.pop("queries")
-            result[split].update(truth)
-    _add_served_age_figures(ctx, result, query_scorer(model, cg.tower))
-    _, per_query = evaluate_model(model, examples.test, cg.tower, evaluation_ks(ctx.config),
-                                  per_query=True)
+    figures, per_query = generator_figures(model, examples, events, ctx.config,
+                                           ctx.inputs["popularity"])
+    result.update(figures)  # validation and test at the chosen epoch, with truth and freshness
     _write_per_query(ctx, per_query)
-    # Paired over the same test queries (the popularity stage's figures, query by query).
-    result["retrieval_vs_popularity"] = compare_per_query(per_query, ctx.inputs["popularity"])
     save_model(model, ctx.path(WEIGHTS), model_artifacts(examples, events.users, _corpus(ctx)))
     write_projector(ctx.run_path("tensorboard", "projector"), model, events.videos)
     ctx.log(_test_line(result["test"]))
@@ -233,6 +229,30 @@ def load_candidate_generation(ctx):
     if not os.path.exists(ctx.path(WEIGHTS + ".index")):
         raise FileNotFoundError(ctx.path(WEIGHTS + ".index"))
     return load_model(ctx.path(WEIGHTS), cg.tower, cg.softmax, seed=cg.training.seed)
+
+
+# -- the other protocol ---------------------------------------------------------------------------
+
+def run_compare_protocol(ctx):
+    """Popularity and a generator (the run's config, trained again, not exported) under
+    `evaluation.compare_protocol`: the same report then shows P1 (or P2) and P3."""
+    from tfrec.models.training import train_candidate_generation
+    config, events = ctx.config, ctx.inputs["events"]
+    cg, other = config.candidate_generation, config.evaluation.compare_protocol
+    protocol = dataclasses.replace(config.evaluation, protocol=other)
+    examples = build_candidate_examples(events, config.examples, protocol=protocol)
+    ctx.log(f"  {other} examples {examples.counts()}")
+    popularity, pop_rows = popularity_figures(examples, events, config)
+    model, result = train_candidate_generation(
+        examples, events.users, _corpus(ctx), cg.tower, cg.softmax, cg.training,
+        ks=evaluation_ks(config), log=ctx.log)
+    figures, _ = generator_figures(model, examples, events, config, pop_rows["test"])
+    result.update(figures)
+    ctx.log(_test_line(result["test"]))
+    return {"compare_protocol": {
+        "protocol": other, "examples": {**examples.counts(), "p3_windows": (
+            examples.windows.to_dict() if examples.windows else None)},
+        "popularity": popularity, "retrieval": result}}
 
 
 # -- export ---------------------------------------------------------------------------------------
@@ -487,6 +507,10 @@ def pipeline_stages():
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
               depends_on=("events", "examples", "popularity"),
               config_sections=("evaluation", "candidate_generation"), version=4, enabled=cg_on),
+        Stage("compare_protocol", run_compare_protocol, lambda ctx: None,
+              depends_on=("events",),
+              config_sections=("examples", "evaluation", "candidate_generation"),
+              enabled=lambda c: cg_on(c) and c.evaluation.compare_protocol is not None),
         Stage("export", run_export, load_export,
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,

@@ -11,18 +11,22 @@ COMPARED = ("recall@10", "recall@100", "ndcg@10", "map@100")
 
 
 def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=None,
-                        splits=SPLITS, per_query=False):
-    """Next-watch metrics per split; on a simulated world also recall of the true top-K.
+                        splits=SPLITS, per_query=False, videos=None):
+    """Next-watch metrics per split; on a simulated world also recall of the true top-K, and
+    where the videos' upload times are known the fresh slice and the age profile.
 
     Args:
       score: callable(queries, start, end) -> [end - start, N] scores of queries[start:end]
         against `corpus_ids`.
       examples: CandidateExamples (its validation and test query sets are used).
       world: the simulator World behind the events, or None.
+      videos: the videos table, or None (`tfrec.evaluation.freshness`: used when it has
+        upload_timestamp).
       per_query: also return each split's per-query figures (`evaluate_next_watch`).
     Returns:
       {split: {recall@k..., ndcg@10, map@100, [true_recall@k...], queries,
-      rewatch_targets_skipped}}; with per_query, (that, {split: per-query DataFrame}).
+      rewatch_targets_skipped, [fresh, age_profile]}}; with per_query, (that, {split:
+      per-query DataFrame}).
     """
     result, tables = {}, {}
     for split in splits:
@@ -31,7 +35,13 @@ def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=Non
             lambda s, e: score(queries, s, e), queries, corpus_ids, ks=ks, per_query=True)
     if world is not None:
         for split, truth in true_recall(score, examples, corpus_ids, world, ks, splits).items():
+            truth.pop("queries")
             result[split].update(truth)
+    from tfrec.evaluation.freshness import has_upload_times, served_age_figures
+    if videos is not None and has_upload_times(videos):
+        for split, figures in served_age_figures(score, examples, corpus_ids, videos, ks,
+                                                 splits).items():
+            result[split].update(figures)
     return (result, tables) if per_query else result
 
 

@@ -115,47 +115,66 @@ def section_data(metrics, config, plots_dir):
 
 
 def section_p1(metrics, config, plots_dir):
-    models = [m for m in ("retrieval", "popularity") if m in metrics]
+    text = retrieval_tables(metrics, config, config.evaluation.protocol,
+                            metrics.get("examples", {}).get("p3_windows"))
+    if text is None:
+        return None
+    path = plots.recall_at_k(metrics, os.path.join(plots_dir, "recall_at_k.png"))
+    return text + "\n\n" + _image(plots_dir, path, "Recall@K")
+
+
+def section_compare_protocol(metrics, config, plots_dir):
+    """The same generator config and popularity under the run's other protocol."""
+    other = metrics.get("compare_protocol")
+    if not other:
+        return None
+    return ("The run's candidate-generation config trained again, and popularity, under the "
+            "other protocol (`evaluation.compare_protocol`; this generator is not exported). "
+            + retrieval_tables(other, config, other["protocol"],
+                               other["examples"].get("p3_windows")))
+
+
+def retrieval_tables(block, config, protocol, windows):
+    """Markdown: the protocol, query counts, generator vs popularity per split and the paired
+    test differences; `block` holds "retrieval" and "popularity" figures (or None)."""
+    models = [m for m in ("retrieval", "popularity") if m in block]
     if not models:
         return None
     rows = []
     for split in ("test", "validation"):
         for model in models:
-            figures = metrics[model][split]
+            figures = block[model][split]
             rows.append((split, model, *[figures.get(c, float("nan")) for c in P1_COLUMNS]))
         if len(models) == 2:
-            ret, pop = (metrics[m][split] for m in models)
+            ret, pop = (block[m][split] for m in models)
             rows.append((split, "retrieval / popularity",
                          *[f"{ret[c] / pop[c]:.2f}x" if pop.get(c) else "" for c in P1_COLUMNS]))
     counts = "; ".join(
-        f"{split} {metrics[models[0]][split].get('queries')} scored, "
-        f"{metrics[models[0]][split].get('rewatch_targets_skipped', 0)} re-watch targets skipped"
+        f"{split} {block[models[0]][split].get('queries')} scored, "
+        f"{block[models[0]][split].get('rewatch_targets_skipped', 0)} re-watch targets skipped"
         for split in ("test", "validation"))
-    text = (protocol_text(metrics, config) + " All videos are ranked, those watched "
+    text = (protocol_text(protocol, windows, config) + " All videos are ranked, those watched "
             "before excluded, and a query whose target is itself a re-watch is not scored "
             f"(queries: {counts}). Retrieval figures are at the epoch chosen on "
             "validation.\n\n" + _table(("split", "model", *P1_COLUMNS), rows))
-    paired = metrics.get("retrieval", {}).get("retrieval_vs_popularity")
+    paired = block.get("retrieval", {}).get("retrieval_vs_popularity")
     if paired:
         text += ("\n\nRetrieval minus popularity on the same test queries, with the 95% "
                  f"interval of a paired bootstrap over queries ({RESAMPLES:,} resamples); an "
-                 "interval "
-                 "that contains 0 is no evidence of a difference.\n\n"
+                 "interval that contains 0 is no evidence of a difference.\n\n"
                  + _table(("test", *paired), [("difference [95% interval]",
                                                *[_interval(c) for c in paired.values()])]))
-    path = plots.recall_at_k(metrics, os.path.join(plots_dir, "recall_at_k.png"))
-    return text + "\n\n" + _image(plots_dir, path, "Recall@K")
+    return text
 
 
-def protocol_text(metrics, config):
-    """One sentence on the held-out split the run's figures come from."""
-    examples = metrics.get("examples", {})
-    windows = examples.get("p3_windows")
-    if config.evaluation.protocol != "p3" or not windows:
+def protocol_text(protocol, windows, config):
+    """One sentence on the held-out split figures come from."""
+    if protocol != "p3" or not windows:
         name = "P2" if config.data.format == "simulator" else "P1"
         return (f"Next-watch prediction (docs/PROTOCOL.md {name}): each user's last watch is the "
                 "test target, the one before it the validation target.")
-    day = lambda t: datetime.datetime.utcfromtimestamp(t).strftime("%Y-%m-%d %H:%M")  # noqa
+    day = lambda t: datetime.datetime.fromtimestamp(  # noqa: E731
+        t, datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
     return ("Next-watch prediction under the global time split (docs/PROTOCOL.md P3): the "
             f"generator trained only on watches before {day(windows['validation_start'])} UTC; "
             f"the validation window runs to {day(windows['test_start'])}, the test window to "
@@ -290,6 +309,7 @@ def section_ranking(metrics, config, plots_dir):
 SECTIONS = [
     ("Candidate generation vs popularity", section_p1),
     ("Fresh videos: the age profile", section_served_age),
+    ("The other protocol", section_compare_protocol),
     ("Training", section_training),
     ("Serving: ANN recall and speed", section_ann),
     ("Ranking", section_ranking),
