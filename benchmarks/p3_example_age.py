@@ -9,6 +9,8 @@ with vs without is paired per seed on the same queries (95% bootstrap intervals)
 
 `--serve-age` scores the same trained models with example age set to other values than 0 (in
 days; negative = "after the end of training"), to see whether the serving value matters.
+The same pairs are also bucketed by days between the end of training and the query (how stale the
+frozen model is when it serves), over the validation and test queries together.
 Results: benchmarks/results/p3_example_age.{json,md}.
 
 Run:  .venv/bin/python benchmarks/p3_example_age.py --seeds 0 1 2
@@ -43,6 +45,8 @@ METRICS = ("recall@10", "recall@100", "map@100")
 ALL = ["watch_history", "search_tokens", "demographics", "example_age"]
 VARIANTS = {"without example age": ALL[:3], "with example age": ALL}
 DAY = 86_400
+# Days between the cut (the end of training) and the query: the frozen model's staleness.
+GAP_EDGES_DAYS = (0, 1, 3, 7, 10, 14.01)
 
 
 def figures(score, queries, corpus, videos, world):
@@ -123,9 +127,37 @@ def run(seeds, serve_ages, epochs=None):
             split: {part: compare_per_query(tables[(with_, split)][part],
                                             tables[(without, split)][part], metrics=METRICS)
                     for part in ("all", "fresh")} for split in splits}
+        runs[without][-1]["with_minus_without_by_gap"] = by_gap(
+            examples, {v: {s: tables[(v, s)]["all"] for s in splits} for v in VARIANTS})
     return {"popularity": popularity, "runs": runs,
             "windows": dataclasses.asdict(examples.windows),
             "queries": {s: len(getattr(examples, s)) for s in splits}}
+
+
+def by_gap(examples, tables):
+    """[{gap, queries, metric: {difference, ci95}}]: with minus without example age over the
+    queries of both splits bucketed by days between the cut and the query."""
+    import pandas as pd
+    cut = examples.windows.validation_start
+    without, with_ = VARIANTS
+    for split in ("validation", "test"):
+        times = np.asarray(getattr(examples, split)["timestamp"], np.float64)
+        for v in VARIANTS:
+            t = tables[v][split]
+            tables[v][split] = t.assign(gap=(times[t["query"].to_numpy()] - cut) / DAY,
+                                        split=split)
+    both = {v: pd.concat([tables[v][s] for s in ("validation", "test")], ignore_index=True)
+            for v in VARIANTS}
+    out = []
+    for lo, hi in zip(GAP_EDGES_DAYS[:-1], GAP_EDGES_DAYS[1:]):
+        keep = (both[without]["gap"] >= lo) & (both[without]["gap"] < hi)
+        pick = lambda v: both[v][keep].reset_index(drop=True).assign(  # noqa: E731
+            query=np.arange(int(keep.sum())))
+        if keep.sum() < 20:
+            continue
+        out.append({"gap_days": [lo, round(hi)], "queries": int(keep.sum()),
+                    **compare_per_query(pick(with_), pick(without), metrics=METRICS)})
+    return out
 
 
 def mean_sd(values):
@@ -185,6 +217,18 @@ def markdown(out, seeds, command):
                 lines.append(f"| {days} | " + " | ".join(
                     mean_sd([s[days][m] for s in serve]) for m in METRICS) + " |")
         lines.append("")
+    gaps = [r["with_minus_without_by_gap"] for r in out["runs"]["without example age"]]
+    lines += ["**By staleness**: with minus without example age over the validation and test "
+              "queries together, bucketed by days between the end of training and the query "
+              "(95% paired-bootstrap intervals, per seed):", "",
+              "| days after the cut | queries | seed | " + " | ".join(METRICS) + " |",
+              "|---|---|---|" + "---|" * len(METRICS)]
+    for seed, g in zip(seeds, gaps):
+        for b in g:
+            lines.append(f"| {b['gap_days'][0]}-{b['gap_days'][1]} | {b['queries']} | {seed} | "
+                         + " | ".join("{:+.4f} [{:+.4f}, {:+.4f}]".format(
+                             b[m]["difference"], *b[m]["ci95"]) for m in METRICS) + " |")
+    lines.append("")
     return "\n".join(lines)
 
 

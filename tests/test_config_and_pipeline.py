@@ -73,9 +73,17 @@ def _quick(config, saved_models, epochs=2):
             model=dataclasses.replace(config.ranking.model, epochs=1)))
 
 
-def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
+@pytest.fixture(scope="module")
+def main_run(tmp_path_factory, ml100k_dir):
+    """(config, metrics, runs folder) of the main pipeline with a short schedule, run once for
+    the tests of this module that read its outputs."""
+    tmp_path = tmp_path_factory.mktemp("main")
     config = _quick(load_config(MAIN), tmp_path / "saved_models")
-    metrics = run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+    return config, run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None), tmp_path
+
+
+def test_main_pipeline_end_to_end(main_run):
+    config, metrics, tmp_path = main_run
     on_disk = json.loads((tmp_path / "movielens_100k" / "metrics.json").read_text())
     assert on_disk["data"]["watches"] == 100_000 and on_disk["data"]["users"] == 943
     assert on_disk["popularity"] == json.loads(json.dumps(metrics["popularity"]))
@@ -134,12 +142,10 @@ def test_main_pipeline_end_to_end(tmp_path, ml100k_dir):
     assert again["popularity"] == metrics["popularity"]
 
 
-def test_recommend_command_uses_the_exports(tmp_path, ml100k_dir):
-    config = dataclasses.replace(_quick(load_config(MAIN), tmp_path / "sm", epochs=1),
-                                 name="rec")
-    run_pipeline(config, runs_dir=str(tmp_path), log=lambda *_: None)
+def test_recommend_command_uses_the_exports(main_run):
+    saved_models = main_run[2] / "saved_models"
     out = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
-                          str(tmp_path / "sm"), "--user-id", "42", "-k", "7"],
+                          str(saved_models), "--user-id", "42", "-k", "7"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.splitlines()
@@ -148,14 +154,14 @@ def test_recommend_command_uses_the_exports(tmp_path, ml100k_dir):
     assert len(top) == 7
     # --rerank: the ranker's expected watch time re-orders the retrieved candidates.
     reranked = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
-                               str(tmp_path / "sm"), "--user-id", "42", "-k", "7", "--rerank"],
+                               str(saved_models), "--user-id", "42", "-k", "7", "--rerank"],
                               capture_output=True, text=True)
     assert reranked.returncode == 0, reranked.stderr[-2000:]
     ranked = [line for line in reranked.stdout.splitlines() if re.match(r"^\s+\d+\.\s", line)]
     scores = [float(line.split()[1]) for line in ranked]
     assert len(ranked) == 7 and scores == sorted(scores, reverse=True) and scores[0] > 0
     missing = subprocess.run([sys.executable, "-m", "tfrec.cli", "recommend", "--saved-models",
-                              str(tmp_path / "sm"), "--user-id", "nobody"],
+                              str(saved_models), "--user-id", "nobody"],
                              capture_output=True, text=True)
     assert missing.returncode == 2 and "user 'nobody' is not in" in missing.stderr
 
@@ -219,3 +225,16 @@ def test_simulated_pipeline_reports_true_top_k_recall(tmp_path):
     assert pop["rewatch_targets_skipped"] == model["rewatch_targets_skipped"] > 0
     assert pop["queries"] == model["queries"] == \
         metrics["examples"]["test"] - model["rewatch_targets_skipped"]
+
+
+def test_set_overrides_a_key_and_is_checked_like_the_file(tmp_path):
+    config = load_config(MAIN, ["ranking.cross_fit_folds=0", "name=variant",
+                                "evaluation.ks=[5, 10]"])
+    assert config.ranking.cross_fit_folds == 0 and config.name == "variant"
+    assert config.evaluation.ks == (5, 10)
+    with pytest.raises(ConfigError, match="unknown key 'ranking.cross_fit_fold'; did you mean"):
+        load_config(MAIN, ["ranking.cross_fit_fold=0"])
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        load_config(MAIN, ["ranking.cross_fit_folds"])
+    with pytest.raises(ConfigError, match="'evaluation.protocol' must be one of"):
+        load_config(MAIN, ["evaluation.protocol=p9"])

@@ -104,9 +104,10 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     # The report: every section, and the plots it links exist as PNG images.
     report = (tmp_path / "tiny" / "report.md").read_text()
     for title in ("## Run: time per stage and config", "## Data",
-                  "## Candidate generation vs popularity (P1)",
+                  "## Candidate generation vs popularity",
                   "## Training", "## Serving: ANN recall and speed"):
         assert title in report
+    assert "(docs/PROTOCOL.md P1)" in report  # the report names the protocol of its figures
     assert "## Ranking" not in report
     # Retrieval against popularity on the same test queries, with paired-bootstrap intervals.
     paired = first["retrieval"]["retrieval_vs_popularity"]

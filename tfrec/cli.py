@@ -32,6 +32,9 @@ def _parser():
     run = sub.add_parser("run", help="run a pipeline config (writes runs/<name>/)")
     run.add_argument("config", help="pipeline YAML, e.g. pipelines/movielens_100k.yaml")
     run.add_argument("--runs-dir", default="runs", help="parent folder of run folders")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a config key, e.g. --set ranking.cross_fit_folds=0 "
+                          "--set name=variant (repeatable; VALUE is YAML)")
     run.add_argument("--quiet", action="store_true",
                      help="print only errors (progress bars are also off when stdout is not a "
                           "terminal)")
@@ -141,7 +144,8 @@ def main(argv=None):
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            config = load_config(args.config)  # nothing starts before the config is known good
+            # nothing starts before the config is known good
+            config = load_config(args.config, args.set)
             from tfrec.pipeline import pipeline_stages, run_pipeline
             from tfrec.progress import progress_wanted
             from tfrec.stages import check_force

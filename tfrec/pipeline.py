@@ -473,6 +473,9 @@ def run_ranking(ctx):
         # Generator order minus ranker order (the ranker orders by its logit), paired by page.
         result["ranker_vs_generator_order"] = compare_orders(
             test, predict_ranker(model, test)["logit"], test["cg_score"])
+        # The same on validation: what a user may look at to choose settings without test.
+        result["validation_ranker_vs_generator_order"] = compare_orders(
+            validation, predict_ranker(model, validation)["logit"], validation["cg_score"])
     if true_column:
         baselines["oracle_true_expected_watch_time"] = evaluate_ranking(test, test[true_column])
     result.update(source=source, impressions={"train": len(train), "validation": len(validation),
