@@ -81,7 +81,7 @@ def model_scorer(model, tower, queries, example_age_days=0.0):
     return lambda s, e: u[s:e] @ table.T
 
 
-def run(seeds, serve_ages, epochs=None):
+def run(seeds, serve_ages, epochs=None, age_scale=None):
     base = load_config(CONFIG)
     assert base.evaluation.protocol == "p3", "the simulator's pipeline runs P3"
     events = load_events(base.data, log=lambda *_: None)
@@ -98,6 +98,8 @@ def run(seeds, serve_ages, epochs=None):
         tables = {}
         for name, features in VARIANTS.items():
             overrides = {"tower": {"features": features}}
+            if age_scale is not None:  # the size of [x, x^2] beside the embeddings
+                overrides["tower"]["example_age_scale"] = age_scale
             if epochs:  # a quick look (the committed table uses the config's schedule)
                 overrides["training"] = {"epochs": epochs}
             config = variant_config(base, overrides, seed)
@@ -238,16 +240,19 @@ def main():
     parser.add_argument("--serve-age", type=float, nargs="*", default=[0.0, -3.5, -7.0, -10.5],
                         help="example ages (days) to serve the with-age models at")
     parser.add_argument("--epochs", type=int, help="override the training epochs (a quick look)")
+    parser.add_argument("--age-scale", type=float, default=None,
+                        help="tower.example_age_scale (default: the config's; 1 = unscaled)")
+    parser.add_argument("--name", default="p3_example_age", help="result file name")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
-    out = run(args.seeds, args.serve_age, args.epochs)
+    out = run(args.seeds, args.serve_age, args.epochs, args.age_scale)
     command = "python " + " ".join(["benchmarks/p3_example_age.py", *sys.argv[1:]])
     out["command"] = command
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "p3_example_age.json"), "w") as f:
+    with open(os.path.join(args.out, f"{args.name}.json"), "w") as f:
         json.dump(out, f, indent=2)
     text = markdown(out, args.seeds, command)
-    with open(os.path.join(args.out, "p3_example_age.md"), "w") as f:
+    with open(os.path.join(args.out, f"{args.name}.md"), "w") as f:
         f.write(text)
     print(text)
 

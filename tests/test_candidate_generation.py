@@ -64,10 +64,12 @@ def test_tower_has_named_inputs_and_layers_serialise():
     assert sorted(model.user_tower.input) == ["age", "example_age", "search_tokens",
                                               "watch_history"]
     assert model.user_tower.output_shape == (None, 8)
-    layer = ExampleAgeFeatures(86400.0)
-    assert ExampleAgeFeatures.from_config(layer.get_config()).scale_seconds == 86400.0
+    layer = ExampleAgeFeatures.from_config(ExampleAgeFeatures(86400.0, 0.05).get_config())
+    assert (layer.scale_seconds, layer.output_scale) == (86400.0, 0.05)
     out = ExampleAgeFeatures(10.0)(tf.constant([0.0, 5.0, 10.0])).numpy()
     np.testing.assert_allclose(out, [[0, 0], [0.5, 0.25], [1, 1]])
+    scaled = ExampleAgeFeatures(10.0, 0.05)(tf.constant([0.0, 5.0, 10.0])).numpy()
+    np.testing.assert_allclose(scaled, [[0, 0], [0.025, 0.0125], [0.05, 0.05]], rtol=1e-6)
     mean = MaskedMean()(tf.ones([2, 3, 4]), tf.constant([[True, False, False], [False] * 3]))
     np.testing.assert_allclose(mean.numpy(), [[1] * 4, [0] * 4])
     with pytest.raises(ValueError, match="unknown user features"):

@@ -264,6 +264,7 @@ def validate(config, where):
                 "tower.search_dim": cg.tower.search_dim,
                 "tower.demographic_dim": cg.tower.demographic_dim,
                 "tower.max_search_tokens": cg.tower.max_search_tokens,
+                "tower.example_age_scale": cg.tower.example_age_scale,
                 "softmax.num_negatives": cg.softmax.num_negatives,
                 "training.epochs": cg.training.epochs,
                 "training.batch_size": cg.training.batch_size,

@@ -509,7 +509,7 @@ def pipeline_stages():
         # Depends on popularity for the paired comparison in its metrics.
         Stage("candidate_generation", run_candidate_generation, load_candidate_generation,
               depends_on=("events", "examples", "popularity"),
-              config_sections=("evaluation", "candidate_generation"), version=4, enabled=cg_on),
+              config_sections=("evaluation", "candidate_generation"), version=5, enabled=cg_on),
         Stage("compare_protocol", run_compare_protocol, lambda ctx: None,
               depends_on=("events",),
               config_sections=("examples", "evaluation", "candidate_generation"),

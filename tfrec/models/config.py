@@ -15,6 +15,8 @@ class UserTowerConfig:
       dropout: dropout after each hidden layer (training only).
       l2: L2 penalty on the tower's kernels and the input embeddings.
       max_history, max_search_tokens: input widths.
+      example_age_scale: size of the example-age features [x, x^2] (x in [0, 1] over the
+        training window) beside the embeddings (`tfrec.models.layers.ExampleAgeFeatures`).
     """
 
     features: typing.List[str] = ("watch_history", "demographics", "example_age")
@@ -28,6 +30,7 @@ class UserTowerConfig:
     l2: float = 0.0
     max_history: int = 50
     max_search_tokens: int = 64
+    example_age_scale: float = 0.05
 
 
 @dataclasses.dataclass(frozen=True)

@@ -33,27 +33,34 @@ class MaskedMean(tf.keras.layers.Layer):
 
 
 class ExampleAgeFeatures(tf.keras.layers.Layer):
-    """Example age (seconds) -> [age / scale, (age / scale)^2], as the paper feeds it.
+    """Example age (seconds) -> output_scale * [x, x^2], x = age / scale_seconds, as the paper
+    feeds it.
 
     Args:
       scale_seconds: the training window's largest example age, so training ages map to [0, 1].
         At serving the age is 0, which asks the model for the end of the training window.
+      output_scale: the features' size beside the tower's other inputs. Averaged embeddings
+        start at about 0.01-0.05 per component (Keras' uniform(-0.05, 0.05)); an unscaled x of
+        0.5 dominates the first layer from the start, and on the simulated world under P3 that
+        cost about a third of Recall@100 (docs/DESIGN_NOTES.md, "Example age").
     Call args:
       example_age: [B] float seconds.
     Returns:
       [B, 2].
     """
 
-    def __init__(self, scale_seconds, **kwargs):
+    def __init__(self, scale_seconds, output_scale=1.0, **kwargs):
         super().__init__(**kwargs)
         self.scale_seconds = float(scale_seconds)
+        self.output_scale = float(output_scale)
 
     def call(self, example_age):
         x = tf.cast(example_age, tf.float32) / max(self.scale_seconds, 1.0)
-        return tf.stack([x, tf.square(x)], axis=-1)
+        return self.output_scale * tf.stack([x, tf.square(x)], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "scale_seconds": self.scale_seconds}
+        return {**super().get_config(), "scale_seconds": self.scale_seconds,
+                "output_scale": self.output_scale}
 
 
 class ResumableDropout(tf.keras.layers.Layer):

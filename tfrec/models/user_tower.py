@@ -68,8 +68,8 @@ def build_user_tower(config, video_lookup, video_embedding, demographic_vocabula
                 lookup(inputs[column])))
     if "example_age" in config.features:
         inputs["example_age"] = tf.keras.Input((), dtype=tf.float32, name="example_age")
-        parts.append(ExampleAgeFeatures(max_example_age_seconds, name="example_age_features")(
-            inputs["example_age"]))
+        parts.append(ExampleAgeFeatures(max_example_age_seconds, config.example_age_scale,
+                                        name="example_age_features")(inputs["example_age"]))
     if not parts:
         raise ValueError("the user tower needs at least one feature")
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="user_features")(parts)
