@@ -131,7 +131,8 @@ class RankingStageConfig:
       model: RankingConfig (features, tower, training schedule, subsampling, click head).
       retrieved_impressions: how impressions are built when the source logged none.
       validation_fraction, test_fraction: P1: time split of logged impressions (latest = test).
-      cross_fit_folds: P1: the ranker's training pages are built and scored by this many
+      cross_fit_folds: P1, with cg_score among the ranker's features: its training pages are
+        built (when retrieved) and scored by this many
         generators, each trained on the other folds' users (`tfrec.models.cross_fitting`); 0 or
         1: by the run's own generator (whose score is optimistic on its training watches).
       p3_holdout_share: P3: the latest share of the validation window's pages held out for the

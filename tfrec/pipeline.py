@@ -407,8 +407,10 @@ def ranking_splits(ctx):
                       "" if windows is None else " at every watch of the P3 validation window "
                       "(test: the test window)"))
     if folds:
-        source += (f"; training pages built and scored by {len(folds)} cross-fitted generators, "
-                   "each trained on the other users")
+        how = " and ".join(w for w, used in (("built", not len(events.impressions)),
+                                             ("scored", "cg_score" in rk.model.features)) if used)
+        source += (f"; training pages {how} by {len(folds)} cross-fitted generators, each "
+                   "trained on the other users")
     if "cg_score" in rk.model.features:
         tower = ctx.config.candidate_generation.tower
         for i, part in enumerate(parts):
@@ -518,12 +520,13 @@ def pipeline_stages():
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("export",), check=load_export, version=2,
               enabled=lambda c: cg_on(c) and c.export.enabled),
-        # Under P1 only: P3's ranker trains on a window no generator saw.
+        # Under P1 with cg_score only: P3's ranker trains on a window no generator saw, and a
+        # ranker without cg_score does not read the generator's score.
         Stage("cross_fitting", run_cross_fitting, load_cross_fitting,
               depends_on=("events", "examples", "candidate_generation"),
               config_sections=("ranking.cross_fit_folds",), enabled=lambda c: (
                   cg_on(c) and c.ranking.enabled and c.ranking.cross_fit_folds > 1
-                  and c.evaluation.protocol == "p1")),
+                  and c.evaluation.protocol == "p1" and "cg_score" in c.ranking.model.features)),
         Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
               optional_depends_on=("cross_fitting",),
