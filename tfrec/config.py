@@ -12,6 +12,7 @@ import typing
 import yaml
 
 from tfrec.features.candidate_examples import ExampleConfig
+from tfrec.features.split import PROTOCOLS
 from tfrec.models.config import (RANKING_FEATURES, RankingConfig, SoftmaxConfig, TrainingConfig,
                                  UserTowerConfig)
 
@@ -298,12 +299,12 @@ def validate(config, where):
     ev = config.evaluation
     if not ev.ks or min(ev.ks) < 1:
         raise ConfigError(f"{where}: 'evaluation.ks' must be positive integers")
-    if ev.protocol not in ("p1", "p3"):
-        raise ConfigError(f"{where}: 'evaluation.protocol' must be one of ('p1', 'p3'), "
+    if ev.protocol not in PROTOCOLS:
+        raise ConfigError(f"{where}: 'evaluation.protocol' must be one of {PROTOCOLS}, "
                           f"got {ev.protocol!r}")
-    if ev.compare_protocol not in (None, "p1", "p3") or ev.compare_protocol == ev.protocol:
+    if ev.compare_protocol not in (None, *PROTOCOLS) or ev.compare_protocol == ev.protocol:
         raise ConfigError(f"{where}: 'evaluation.compare_protocol' must be null or the other "
-                          f"of ('p1', 'p3') than evaluation.protocol, got {ev.compare_protocol!r}")
+                          f"of {PROTOCOLS} than evaluation.protocol, got {ev.compare_protocol!r}")
     if ev.p3_window_days is not None and ev.p3_window_days <= 0:
         raise ConfigError(f"{where}: 'evaluation.p3_window_days' must be > 0 or null, "
                           f"got {ev.p3_window_days}")

@@ -328,7 +328,7 @@ def load_publish(ctx):
 def run_cross_fitting(ctx):
     """One generator per fold of users (`tfrec.models.cross_fitting`), for the ranker's training
     pages under P1; trained for the run's chosen number of epochs."""
-    from tfrec.models.cross_fitting import train_fold_generators
+    from tfrec.models.cross_fitting import fold_examples, train_fold_generators
     from tfrec.models.training import model_artifacts, save_model
     cg, examples, events = ctx.config.candidate_generation, ctx.inputs["examples"], \
         ctx.inputs["events"]
@@ -337,7 +337,6 @@ def run_cross_fitting(ctx):
                                   cg.training, epochs, ks=ctx.config.evaluation.ks, log=ctx.log,
                                   folds=ctx.config.ranking.cross_fit_folds)
     for k, (model, _) in enumerate(folds):
-        from tfrec.models.cross_fitting import fold_examples
         save_model(model, ctx.path(f"fold{k}", "model"), model_artifacts(
             fold_examples(examples, k, len(folds)), events.users, _corpus(ctx)))
     return {"cross_fitting": {"folds": len(folds), "epochs": epochs, "validation": [

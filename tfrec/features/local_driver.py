@@ -16,8 +16,8 @@ from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged
-from tfrec.features.split import (TEST, TRAIN, VALIDATION, next_watch_roles, TimeWindows,
-                                  time_split_roles, time_windows)
+from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, next_watch_roles,
+                                  time_split_roles, time_windows, user_bounds)
 
 
 @dataclasses.dataclass
@@ -55,14 +55,6 @@ def tokenize_query(query):
     return str(query).lower().split()
 
 
-def _user_bounds(sorted_user_ids):
-    n = len(sorted_user_ids)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    starts = np.flatnonzero(np.r_[True, sorted_user_ids[1:] != sorted_user_ids[:-1]])
-    return starts, np.r_[starts[1:], n]
-
-
 def _encode_searches(searches):
     """Per-user UserSearches with token codes, and the token vocabulary."""
     if len(searches) == 0:
@@ -77,7 +69,7 @@ def _encode_searches(searches):
     times = ordered["timestamp"].to_numpy(np.int64)
     out = {}
     offsets = all_tokens.offsets  # computed once: per-user slices are then O(own searches)
-    for start, end in zip(*_user_bounds(users)):
+    for start, end in zip(*user_bounds(users)):
         out[users[start]] = UserSearches(
             times[start:end], Ragged(all_tokens.values[offsets[start]:offsets[end]],
                                      all_tokens.lengths[start:end]))
@@ -147,7 +139,7 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None, prot
         in_window = {"validation_window": (times >= windows.validation_start)
                      & (times < windows.test_start),
                      "test_window": times >= windows.test_start}
-    starts, ends = _user_bounds(user_ids)
+    starts, ends = user_bounds(user_ids)
     for i, (start, end) in enumerate(zip(starts, ends)):
         user = user_ids[start]
         v, t, r = codes[start:end], times[start:end], roles[start:end]

@@ -21,10 +21,13 @@ PROTOCOLS = ("p1", "p3")
 DAY = 86_400
 
 
-def _user_bounds(user_ids):
-    n = len(user_ids)
-    starts = np.flatnonzero(np.r_[True, user_ids[1:] != user_ids[:-1]]) if n else np.zeros(0, int)
-    return starts, np.r_[starts[1:], n].astype(np.int64)
+def user_bounds(sorted_user_ids):
+    """(starts [u], ends [u]) int64 row range of each user in rows with users contiguous."""
+    n = len(sorted_user_ids)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    starts = np.flatnonzero(np.r_[True, sorted_user_ids[1:] != sorted_user_ids[:-1]])
+    return starts, np.r_[starts[1:], n]
 
 
 def next_watch_roles(user_ids):
@@ -35,7 +38,7 @@ def next_watch_roles(user_ids):
     """
     user_ids = np.asarray(user_ids)
     roles = np.zeros(len(user_ids), dtype=np.int8)
-    starts, ends = _user_bounds(user_ids)
+    starts, ends = user_bounds(user_ids)
     eligible = (ends - starts) >= MIN_WATCHES_FOR_HOLDOUT
     roles[ends[eligible] - 1] = TEST
     roles[ends[eligible] - 2] = VALIDATION
@@ -86,7 +89,7 @@ def time_split_roles(user_ids, timestamps, windows):
     timestamps = np.asarray(timestamps, np.int64)
     roles = np.full(len(user_ids), CONTEXT, dtype=np.int8)
     roles[timestamps < windows.validation_start] = TRAIN
-    starts, ends = _user_bounds(user_ids)
+    starts, ends = user_bounds(user_ids)
     user_index = np.repeat(np.arange(len(starts)), ends - starts)
     for lo, hi, role in ((windows.validation_start, windows.test_start, VALIDATION),
                          (windows.test_start, None, TEST)):
