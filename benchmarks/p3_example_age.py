@@ -81,7 +81,7 @@ def model_scorer(model, tower, queries, example_age_days=0.0):
     return lambda s, e: u[s:e] @ table.T
 
 
-def run(seeds, serve_ages, epochs=None, age_scale=None):
+def run(seeds, serve_ages, epochs=None, age_scale=None, age_path=None):
     base = load_config(CONFIG)
     assert base.evaluation.protocol == "p3", "the simulator's pipeline runs P3"
     events = load_events(base.data, log=lambda *_: None)
@@ -94,12 +94,16 @@ def run(seeds, serve_ages, epochs=None, age_scale=None):
                              videos, world)[0] for s in splits}
     from tfrec.models.training import train_candidate_generation
     runs = {name: [] for name in VARIANTS}
+    per_seed_tables = []
     for seed in seeds:
         tables = {}
+        per_seed_tables.append(tables)
         for name, features in VARIANTS.items():
             overrides = {"tower": {"features": features}}
             if age_scale is not None:  # the size of [x, x^2] beside the embeddings
                 overrides["tower"]["example_age_scale"] = age_scale
+            if age_path is not None:  # where [x, x^2] enters the tower
+                overrides["tower"]["example_age_path"] = age_path
             if epochs:  # a quick look (the committed table uses the config's schedule)
                 overrides["training"] = {"epochs": epochs}
             config = variant_config(base, overrides, seed)
@@ -132,8 +136,27 @@ def run(seeds, serve_ages, epochs=None, age_scale=None):
         runs[without][-1]["with_minus_without_by_gap"] = by_gap(
             examples, {v: {s: tables[(v, s)]["all"] for s in splits} for v in VARIANTS})
     return {"popularity": popularity, "runs": runs,
+            "with_minus_without_seed_mean": seed_mean_difference(per_seed_tables),
             "windows": dataclasses.asdict(examples.windows),
             "queries": {s: len(getattr(examples, s)) for s in splits}}
+
+
+def seed_mean_difference(per_seed_tables):
+    """{split: {part: {metric: {difference, ci95}}}}: with minus without example age, each
+    query's figure averaged over the seeds first (the seeds share the queries), then one paired
+    bootstrap over queries: the 3-seed interval of the difference."""
+    without, with_ = VARIANTS
+    mean = lambda name, split, part: sum(  # noqa: E731
+        t[(name, split)][part][list(METRICS)] for t in per_seed_tables) / len(per_seed_tables)
+    out = {}
+    for split in ("validation", "test"):
+        out[split] = {}
+        for part in ("all", "fresh"):
+            query = per_seed_tables[0][(without, split)][part]["query"]
+            out[split][part] = compare_per_query(mean(with_, split, part).assign(query=query),
+                                                 mean(without, split, part).assign(query=query),
+                                                 metrics=METRICS)
+    return out
 
 
 def by_gap(examples, tables):
@@ -192,7 +215,9 @@ def markdown(out, seeds, command):
                   "", "| seed | " + " | ".join(f"{p} {m}" for p in ("all", "fresh")
                                                  for m in METRICS) + " |",
                   "|---|" + "---|" * 6]
-        for seed, d in zip(seeds, diffs):
+        pooled = [("seed mean", out["with_minus_without_seed_mean"][split])] \
+            if len(seeds) > 1 else []
+        for seed, d in [*zip(seeds, diffs), *pooled]:
             lines.append(f"| {seed} | " + " | ".join(
                 "{:+.4f} [{:+.4f}, {:+.4f}]".format(d[p][m]["difference"], *d[p][m]["ci95"])
                 for p in ("all", "fresh") for m in METRICS) + " |")
@@ -242,10 +267,12 @@ def main():
     parser.add_argument("--epochs", type=int, help="override the training epochs (a quick look)")
     parser.add_argument("--age-scale", type=float, default=None,
                         help="tower.example_age_scale (default: the config's; 1 = unscaled)")
+    parser.add_argument("--age-path", choices=("first_layer", "output_shift"), default=None,
+                        help="tower.example_age_path (default: the config's)")
     parser.add_argument("--name", default="p3_example_age", help="result file name")
     parser.add_argument("--out", default=os.path.join(HERE, "results"))
     args = parser.parse_args()
-    out = run(args.seeds, args.serve_age, args.epochs, args.age_scale)
+    out = run(args.seeds, args.serve_age, args.epochs, args.age_scale, args.age_path)
     command = "python " + " ".join(["benchmarks/p3_example_age.py", *sys.argv[1:]])
     out["command"] = command
     os.makedirs(args.out, exist_ok=True)

@@ -79,6 +79,31 @@ def test_tower_has_named_inputs_and_layers_serialise():
         CandidateGenerationModel(["a", "a"], [1, 1], {}, 1.0, TINY_TOWER)
 
 
+def test_example_age_as_an_output_shift_vanishes_at_serving_age_and_trains(tiny):
+    """output_shift: u = tower(other features) + W [x, x^2]; at age 0 u is the taste part alone,
+    older ages move u along learned directions, and the tower trains with a falling loss."""
+    events, ex = tiny
+    tower = dataclasses.replace(TINY_TOWER, example_age_path="output_shift")
+    model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
+                        SoftmaxConfig(loss="full"))
+    assert "example_age_shift" in [layer.name for layer in model.user_tower.layers]
+    assert model.user_tower.get_layer("relu_0").input_shape[-1] == 8 + 32 + 8  # no age input
+    features = {"watch_history": np.array([["v1", "v2", "", "", ""]] * 3, dtype=object),
+                "search_tokens": np.array([[""] * 64] * 3, dtype=object),
+                "age": np.array(["18"] * 3, dtype=object),
+                "example_age": np.array([0.0, 0.0, 1e6], np.float32)}
+    u = model.query_vectors(features)
+    taste = model.user_tower.get_layer("user_vector").input[0]
+    taste_part = tf.keras.Model(model.user_tower.input, taste)(
+        {k: tf.constant(v) for k, v in features.items()}).numpy()
+    np.testing.assert_allclose(u[:2], taste_part[:2], rtol=1e-6)
+    assert not np.allclose(u[2], u[0])
+    model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+    ds = candidate_dataset(ex.train, 16, max_history=5, drop_remainder=True)
+    history = model.fit(ds, epochs=6, verbose=0).history["loss"]
+    assert np.isfinite(history).all() and history[-1] < history[0]
+
+
 def test_model_learns_movielens_and_beats_popularity(ml100k_dir):
     events = read_recbole(ml100k_dir)
     ex = build_candidate_examples(events, ExampleConfig(max_examples_per_user=40))

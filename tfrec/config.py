@@ -244,6 +244,8 @@ def validate(config, where):
     cg = config.candidate_generation
     choices = {"softmax.loss": (cg.softmax.loss, ("full", "sampled", "in_batch", "mixed")),
                "softmax.proposal": (cg.softmax.proposal, ("uniform", "unigram")),
+               "tower.example_age_path": (cg.tower.example_age_path,
+                                          ("first_layer", "output_shift")),
                "training.optimizer": (cg.training.optimizer, ("adam", "adagrad")),
                "training.selection_metric": (cg.training.selection_metric,
                                              tuple(f"recall@{k}" for k in config.evaluation.ks)

@@ -17,6 +17,10 @@ class UserTowerConfig:
       max_history, max_search_tokens: input widths.
       example_age_scale: size of the example-age features [x, x^2] (x in [0, 1] over the
         training window) beside the embeddings (`tfrec.models.layers.ExampleAgeFeatures`).
+      example_age_path: where example age enters: `first_layer` (the paper: beside the other
+        features, into the ReLU tower) or `output_shift` (u = tower(other features) + W [x, x^2],
+        a time-dependent popularity direction that leaves the taste part of u alone; at serving
+        age 0 it vanishes). See docs/DESIGN_NOTES.md, "Example age".
     """
 
     features: typing.List[str] = ("watch_history", "demographics", "example_age")
@@ -31,6 +35,7 @@ class UserTowerConfig:
     max_history: int = 50
     max_search_tokens: int = 64
     example_age_scale: float = 0.05
+    example_age_path: str = "first_layer"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -66,12 +66,20 @@ def build_user_tower(config, video_lookup, video_embedding, demographic_vocabula
                                                    embeddings_regularizer=reg,
                                                    name=f"{column}_embedding")(
                 lookup(inputs[column])))
+    age = None
     if "example_age" in config.features:
         inputs["example_age"] = tf.keras.Input((), dtype=tf.float32, name="example_age")
-        parts.append(ExampleAgeFeatures(max_example_age_seconds, config.example_age_scale,
-                                        name="example_age_features")(inputs["example_age"]))
+        age = ExampleAgeFeatures(max_example_age_seconds, config.example_age_scale,
+                                 name="example_age_features")(inputs["example_age"])
+        if config.example_age_path == "first_layer":
+            parts.append(age)
+            age = None
     if not parts:
-        raise ValueError("the user tower needs at least one feature")
+        raise ValueError("the user tower needs at least one feature besides example age")
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="user_features")(parts)
     x = relu_tower(x, config.hidden_units, reg, config.dropout, seed=seed or 0)
+    if age is not None:  # output_shift: [x, x^2] -> a direction in u-space, 0 at serving
+        shift = tf.keras.layers.Dense(config.hidden_units[-1], use_bias=False,
+                                      name="example_age_shift")(age)
+        x = tf.keras.layers.Add(name="user_vector")([x, shift])
     return tf.keras.Model(inputs, x, name="user_tower")
