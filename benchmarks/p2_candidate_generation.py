@@ -144,10 +144,20 @@ def main():
     args = parser.parse_args()
     if args.merge:
         parts = [json.load(open(p)) for p in args.merge]
-        runs = {k: v for p in parts for k, v in p["runs"].items()}
+        # Runs of one variant and seed made twice keep the entry with more paired comparisons;
+        # different seeds of a variant are concatenated.
+        runs = {}
+        for part in parts:
+            for name, entries in part["runs"].items():
+                by_seed = {r["seed"]: r for r in runs.get(name, [])}
+                for r in entries:
+                    if len(r.get("minus", {})) >= len(by_seed.get(r["seed"], {}).get("minus", {})):
+                        by_seed[r["seed"]] = r
+                runs[name] = [by_seed[s] for s in sorted(by_seed)]
+        seeds = sorted({r["seed"] for entries in runs.values() for r in entries})
         command = "; ".join([p["command"] for p in parts] + [
             "python benchmarks/p2_candidate_generation.py --merge " + " ".join(args.merge)])
-        print(write(args.out, parts[0]["popularity"], runs, parts[0]["seeds"], command))
+        print(write(args.out, parts[0]["popularity"], runs, seeds, command))
         return
     names = [n for n in VARIANTS if not args.only or any(o in n for o in args.only)]
     popularity, runs = run_variants(names, args.seeds)
