@@ -1,15 +1,13 @@
-import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import make_events, three_taste_watches
+from tfrec.config import ExampleConfig, SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.data.movielens import read_recbole
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.dataset import candidate_dataset
 from tfrec.features.local_driver import build_candidate_examples
-from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean
 from tfrec.models.popularity import Popularity
 from tfrec.models.training import build_model, evaluate_model, train_candidate_generation
@@ -74,7 +72,7 @@ def test_tower_has_named_inputs_and_layers_serialise():
     np.testing.assert_allclose(mean.numpy(), [[1] * 4, [0] * 4])
     with pytest.raises(ValueError, match="unknown user features"):
         CandidateGenerationModel(["a"], [1], {}, 1.0,
-                                 dataclasses.replace(TINY_TOWER, features=("colour",)))
+                                 TINY_TOWER.model_copy(update={"features": ("colour",)}))
     with pytest.raises(ValueError, match="unique"):
         CandidateGenerationModel(["a", "a"], [1, 1], {}, 1.0, TINY_TOWER)
 
