@@ -25,6 +25,8 @@ INSTALL_REQUIRES = [
     "tensorflow-serving-api==2.20.0",
     # Progress bars of training and long loops (off when output is not a terminal).
     "tqdm==4.70.1",
+    # The pipeline config's typed schema and its validation (tfrec/config/).
+    "pydantic==2.14.4",
 ]
 
 setup(

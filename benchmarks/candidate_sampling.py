@@ -38,10 +38,10 @@ def synthetic_examples(videos, examples, history, seed=0):
 def measure_one(loss, args):
     import pandas as pd
     import tfrec  # noqa: F401
+    from tfrec.config import SoftmaxConfig, UserTowerConfig
     from tfrec.features.dataset import candidate_dataset
     from tfrec.keras_check import require_keras2
     from tfrec.models.candidate_generation import CandidateGenerationModel
-    from tfrec.models.config import SoftmaxConfig, UserTowerConfig
     tf = require_keras2()
     tf.keras.utils.set_random_seed(0)
     ids, examples = synthetic_examples(args.videos, args.examples, args.history)

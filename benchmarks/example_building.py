@@ -18,8 +18,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 import tfrec  # noqa: E402,F401
+from tfrec.config import ExampleConfig  # noqa: E402
 from tfrec.data.schema import EventTables  # noqa: E402
-from tfrec.features.candidate_examples import ExampleConfig  # noqa: E402
 from tfrec.features.local_driver import build_candidate_examples  # noqa: E402
 from tfrec.features.ordering import order_watches  # noqa: E402
 from tfrec.features.split import TRAIN, next_watch_roles  # noqa: E402

@@ -10,7 +10,6 @@ Run:  .venv/bin/python benchmarks/p1_candidate_generation.py                 # t
           'try={"softmax": {"num_negatives": 1024}}' --seeds 0 --out /tmp/p1
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -20,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np  # noqa: E402
 
 import tfrec  # noqa: E402,F401
-from tfrec.config import from_dict, load_config, to_dict  # noqa: E402
+from tfrec.config import load_config, parse_config, to_dict  # noqa: E402
 from tfrec.evaluation.next_watch import evaluate_next_watch  # noqa: E402
 from tfrec.features.local_driver import build_candidate_examples  # noqa: E402
 from tfrec.models.popularity import Popularity  # noqa: E402
@@ -63,7 +62,7 @@ def variant_config(base_config, overrides, seed):
         data["candidate_generation"],
         merge({k: v for k, v in overrides.items() if k != "examples"},
               {"training": {"seed": seed}}))
-    return from_dict(type(base_config), data, "variant")
+    return parse_config(data, "variant")
 
 
 def summarise(runs):
@@ -134,7 +133,7 @@ def main():
         runs = []
         for seed in args.seeds:
             config = variant_config(base, overrides, seed)
-            key = json.dumps(dataclasses.asdict(config.examples), sort_keys=True)
+            key = json.dumps(config.examples.model_dump(), sort_keys=True)
             if key not in cache:
                 cache[key] = build_candidate_examples(events, config.examples)
             examples = cache[key]

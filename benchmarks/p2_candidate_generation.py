@@ -13,7 +13,6 @@ Run:  .venv/bin/python benchmarks/p2_candidate_generation.py                  # 
       .venv/bin/python benchmarks/p2_candidate_generation.py --merge /tmp/p2a/*.json /tmp/p2b/*.json
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -50,8 +49,8 @@ def run_variants(names, seeds):
     world = simulated_world(base.data)
     corpus = events.videos["video_id"].to_numpy()
     # P2 is P1's split on the simulator (the shipped simulator pipeline runs P3).
-    examples = build_candidate_examples(events, base.examples, protocol=dataclasses.replace(
-        base.evaluation, protocol="p1"))
+    examples = build_candidate_examples(events, base.examples, protocol=base.evaluation.model_copy(
+        update={"protocol": "p1"}))
     pop = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
     popularity, pop_rows = evaluate_candidates(lambda q, s, e: pop.scores(e - s), examples,
                                                corpus, base.evaluation.ks, world,

@@ -27,14 +27,13 @@ import time
 import numpy as np
 
 import tfrec  # noqa: F401
+from tfrec.config import (ExampleConfig, RankingConfig, SoftmaxConfig, TrainingConfig,
+                          UserTowerConfig)
 from tfrec.data.schema import read_events
 from tfrec.evaluation.ranking import evaluate_ranking
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
 from tfrec.features.retrieved_impressions import candidate_generation_scores
-from tfrec.models.config import (RankingConfig, SoftmaxConfig, TrainingConfig,
-                                 UserTowerConfig)
 from tfrec.models.ranking_training import train_ranker
 from tfrec.models.training import train_candidate_generation
 
@@ -109,11 +108,11 @@ def main():
                          batch_size=1024, learning_rate=0.002, calibrate=False,
                          selection_metric="weighted_logistic_loss")
     runs = [("click-trained LR (rank by click probability)",
-             dataclasses.replace(base, weighted=False)),
-            ("weighted LR, no cg_score", dataclasses.replace(
-                base, features=("video_id", "watch_history", "language", "continuous")))]
-    runs += [(f"weighted LR, hidden {list(h) or 'none'}", dataclasses.replace(base, hidden_units=h))
-             for h in SWEEP]
+             base.model_copy(update={"weighted": False})),
+            ("weighted LR, no cg_score", base.model_copy(update={
+                "features": ("video_id", "watch_history", "language", "continuous")}))]
+    runs += [(f"weighted LR, hidden {list(h) or 'none'}",
+              base.model_copy(update={"hidden_units": h})) for h in SWEEP]
 
     def fit(config):
         start = time.perf_counter()
@@ -132,14 +131,14 @@ def main():
     calibration_rows = []
     if true_col and args.calibration_seeds:
         # The simulated pipeline's ranker (pipelines/simulated_youtube.yaml).
-        pipeline = dataclasses.replace(base, hidden_units=(256,), batch_size=4096,
-                                       learning_rate=0.004, features=(
-            "video_id", "watch_history", "language", "continuous"))
+        pipeline = base.model_copy(update={
+            "hidden_units": (256,), "batch_size": 4096, "learning_rate": 0.004,
+            "features": ("video_id", "watch_history", "language", "continuous")})
         for negatives in ("not_clicked", "all_impressions"):
             for calibrate in (False, True):
                 for seed in range(args.calibration_seeds):
-                    result, extra = fit(dataclasses.replace(
-                        pipeline, negatives=negatives, calibrate=calibrate, seed=seed))
+                    result, extra = fit(pipeline.model_copy(update={
+                        "negatives": negatives, "calibrate": calibrate, "seed": seed}))
                     metrics = result["test"]
                     row = {**extra, "weighted_per_user_loss": metrics["weighted_per_user_loss"],
                            **{f"{k}_{part}": metrics[part][k] if part in metrics else None

@@ -15,7 +15,6 @@ Run: .venv/bin/python benchmarks/ranking_movielens.py [--train-pages 20000]
      [--out benchmarks/results]
 """
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -23,7 +22,7 @@ import sys
 import numpy as np
 
 import tfrec  # noqa: F401
-from tfrec.config import load_config
+from tfrec.config import RankingConfig, load_config
 from tfrec.data.fetch import fetch_movielens_100k
 from tfrec.data.movielens import read_recbole
 from tfrec.evaluation.ranking import evaluate_ranking
@@ -31,7 +30,6 @@ from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ranking_examples import build_ranking_examples
 from tfrec.features.retrieved_impressions import (candidate_generation_scores,
                                                   retrieved_impressions)
-from tfrec.models.config import RankingConfig
 from tfrec.models.ranking_training import train_ranker
 from tfrec.models.training import train_candidate_generation
 
@@ -53,7 +51,7 @@ def main():
     ex = build_candidate_examples(events, config.examples)
     cg_model, cg_result = train_candidate_generation(
         ex, events.users, events.videos["video_id"].to_numpy(), cg.tower, cg.softmax,
-        dataclasses.replace(cg.training, epochs=args.cg_epochs), log=log)
+        cg.training.model_copy(update={"epochs": args.cg_epochs}), log=log)
     rows = np.sort(np.random.default_rng(0).choice(len(ex.train), min(args.train_pages,
                                                                       len(ex.train)), False))
     parts = {}
@@ -70,10 +68,10 @@ def main():
                 **evaluate_ranking(test, test["cg_score"])}]
     base = RankingConfig(hidden_units=(128,), max_history=cg.tower.max_history,
                          epochs=args.epochs, patience=2, batch_size=1024, learning_rate=0.002)
-    runs = (("click-trained LR", dataclasses.replace(base, weighted=False)),
+    runs = (("click-trained LR", base.model_copy(update={"weighted": False})),
             ("weighted LR", base),
-            ("weighted LR without cg_score", dataclasses.replace(
-                base, features=("video_id", "watch_history", "language", "continuous"))))
+            ("weighted LR without cg_score", base.model_copy(update={
+                "features": ("video_id", "watch_history", "language", "continuous")})))
     for name, ranking_config in runs:
         _, result = train_ranker(parts["train"], parts["validation"], ranking_config,
                                  events.videos["video_id"], test, log=log)

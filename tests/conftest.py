@@ -63,10 +63,9 @@ def small_candidate_generator(watches, max_history):
     (history + age demographic + example age, full softmax with bias, 2 epochs) on `watches`."""
     import tensorflow as tf
 
-    from tfrec.features.candidate_examples import ExampleConfig
+    from tfrec.config import ExampleConfig, SoftmaxConfig, UserTowerConfig
     from tfrec.features.dataset import candidate_dataset
     from tfrec.features.local_driver import build_candidate_examples
-    from tfrec.models.config import SoftmaxConfig, UserTowerConfig
     from tfrec.models.training import build_model
     events = make_events(watches)
     events.users["age"] = [str(18 + i % 3) for i in range(len(events.users))]

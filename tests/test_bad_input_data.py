@@ -27,8 +27,8 @@ QUIET = dict(log=lambda *_: None)
 def _ranker(events, video_ids, base):
     """Export a tiny ranker (video id + history, one epoch) trained on made-up pages: each watch
     shown at position 1 next to an unclicked video at position 2. Returns events with them."""
+    from tfrec.config import RankingConfig
     from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
-    from tfrec.models.config import RankingConfig
     from tfrec.models.ranking_training import ranking_features, train_ranker
     from tfrec.serving.ranker_export import export_ranker
     w = events.watches

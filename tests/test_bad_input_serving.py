@@ -12,10 +12,10 @@ import tensorflow as tf
 
 from conftest import small_candidate_generator, three_taste_watches
 from ranking_fixture import simulated_world
+from tfrec.config import RankingConfig
 from tfrec.features.dataset import padded_features
 from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, build_ranking_examples, \
     split_by_time
-from tfrec.models.config import RankingConfig
 from tfrec.models.ranking_training import ranking_features, train_ranker
 from tfrec.serving.candidate_exports import export_candidate_generation
 from tfrec.serving.ranker_export import export_ranker

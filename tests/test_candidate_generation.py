@@ -1,15 +1,13 @@
-import dataclasses
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import make_events, three_taste_watches
+from tfrec.config import ExampleConfig, SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.data.movielens import read_recbole
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.dataset import candidate_dataset
 from tfrec.features.local_driver import build_candidate_examples
-from tfrec.models.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean
 from tfrec.models.popularity import Popularity
 from tfrec.models.training import build_model, evaluate_model, train_candidate_generation
@@ -74,7 +72,7 @@ def test_tower_has_named_inputs_and_layers_serialise():
     np.testing.assert_allclose(mean.numpy(), [[1] * 4, [0] * 4])
     with pytest.raises(ValueError, match="unknown user features"):
         CandidateGenerationModel(["a"], [1], {}, 1.0,
-                                 dataclasses.replace(TINY_TOWER, features=("colour",)))
+                                 TINY_TOWER.model_copy(update={"features": ("colour",)}))
     with pytest.raises(ValueError, match="unique"):
         CandidateGenerationModel(["a", "a"], [1, 1], {}, 1.0, TINY_TOWER)
 
@@ -83,7 +81,7 @@ def test_example_age_as_an_output_shift_vanishes_at_serving_age_and_trains(tiny)
     """output_shift: u = tower(other features) + W [x, x^2]; at age 0 u is the taste part alone,
     older ages move u along learned directions, and the tower trains with a falling loss."""
     events, ex = tiny
-    tower = dataclasses.replace(TINY_TOWER, example_age_path="output_shift")
+    tower = TINY_TOWER.model_copy(update={"example_age_path": "output_shift"})
     model = build_model(ex, events.users, events.videos["video_id"].to_numpy(), tower,
                         SoftmaxConfig(loss="full"))
     assert "example_age_shift" in [layer.name for layer in model.user_tower.layers]

@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 
 from conftest import make_events
+from tfrec.config import ExampleConfig
 from tfrec.data.movielens import read_recbole
-from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
-                                               user_candidate_examples)
+from tfrec.features.candidate_examples import UserSearches, user_candidate_examples
 from tfrec.features.history import (cuts_at_times, earlier_in_group, last_row_before,
                                     rows_before)
 from tfrec.features.local_driver import build_candidate_examples

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import BLOCK_TFREC
 from ranking_fixture import simulated_world
+from tfrec.config import RankingConfig
 from tfrec.data.schema import EventTables, coerce_table
 from tfrec.features.ranking_examples import build_ranking_examples, split_by_time
-from tfrec.models.config import RankingConfig
 from tfrec.models.ranking_training import predict_ranker, ranking_features, train_ranker
 from tfrec.serving.ranker_export import export_ranker
 

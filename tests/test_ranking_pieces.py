@@ -10,11 +10,11 @@ import tensorflow_recommenders as tfrs
 
 from conftest import make_events
 from ranking_fixture import simulated_world
+from tfrec.config import ExampleConfig
 from tfrec.data.errors import DataError
 from tfrec.data.schema import EventTables, coerce_table
 from tfrec.evaluation.ranking import (calibration, click_auc, page_ids,
                                       weighted_per_user_loss)
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ordering import order_watches

@@ -93,9 +93,9 @@ def test_movielens_test_pages_get_the_generators_test_history_ties_included(ml10
     cg_score is the generator's u . v on it."""
     import tensorflow as tf
 
+    from tfrec.config import SoftmaxConfig, UserTowerConfig
     from tfrec.data.movielens import read_recbole
     from tfrec.features.local_driver import build_candidate_examples
-    from tfrec.models.config import SoftmaxConfig, UserTowerConfig
     from tfrec.models.training import build_model
     events = read_recbole(ml100k_dir)
     ex = build_candidate_examples(events)

@@ -1,5 +1,4 @@
 """Runs as a product: cached stages, --force, atomic stage outputs, the report, SIGKILL resume."""
-import dataclasses
 import json
 import os
 import re
@@ -67,8 +66,8 @@ def _figures(metrics):
 
 
 def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
-    exporting = dataclasses.replace(tiny_config, export=dataclasses.replace(
-        tiny_config.export, enabled=True))
+    exporting = tiny_config.model_copy(update={
+        "export": tiny_config.export.model_copy(update={"enabled": True})})
     first, ran, cached = _run(exporting, tmp_path)
     stages = {"events", "examples", "popularity", "candidate_generation", "export", "publish"}
     assert ran == stages and not cached
@@ -79,7 +78,7 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
 
     # A changed section reruns its stage only: here the export, from the cached model
     # (rebuilt from the data and its saved weights).
-    fewer = dataclasses.replace(exporting, export=dataclasses.replace(exporting.export, k=5))
+    fewer = exporting.model_copy(update={"export": exporting.export.model_copy(update={"k": 5})})
     exported, ran, cached = _run(fewer, tmp_path)
     assert ran == {"export", "publish"} and cached == stages - {"export", "publish"}
     manifest = json.loads(open(os.path.join(exported["exports"]["models"]["user_tower"],
@@ -129,10 +128,11 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
         .splitlines()[0] == "video_id\ttitle"
 
     # A changed upstream section reruns everything downstream of it (no training here).
-    light = dataclasses.replace(exporting, candidate_generation=dataclasses.replace(
-        cg, enabled=False), export=dataclasses.replace(exporting.export, enabled=False))
-    _, ran, cached = _run(dataclasses.replace(light, examples=dataclasses.replace(
-        light.examples, min_history=2)), tmp_path)
+    light = exporting.model_copy(update={
+        "candidate_generation": cg.model_copy(update={"enabled": False}),
+        "export": exporting.export.model_copy(update={"enabled": False})})
+    _, ran, cached = _run(light.model_copy(update={
+        "examples": light.examples.model_copy(update={"min_history": 2})}), tmp_path)
     assert cached == {"events"} and ran == {"examples", "popularity"}
     # --force redoes a stage and everything downstream of it.
     _, ran, cached = _run(light, tmp_path, force=("events",))

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 
 from movielens_fixture import write_grouplens
+from tfrec.config import ExampleConfig
 from tfrec.data.errors import DataError
 from tfrec.data.movielens import read_grouplens, read_recbole
 from tfrec.data.tfds_source import read_tfds_movielens
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.local_driver import build_candidate_examples
 
 tfds_fixture = pytest.importorskip("tfds_fixture")

@@ -1,14 +1,12 @@
 """P3, the global time split (docs/PROTOCOL.md): one cut for everyone, queries as served."""
-import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import make_events
-from tfrec.config import EvaluationConfig
+from tfrec.config import EvaluationConfig, ExampleConfig
 from tfrec.evaluation.freshness import age_buckets, age_profile, bucket_names, fresh_targets
-from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ragged import Ragged
@@ -69,7 +67,7 @@ def test_p3_needs_targets_in_both_windows():
     from tfrec.data.errors import DataError
     with pytest.raises(DataError, match="P3 time split"):
         build_candidate_examples(events, ExampleConfig(),
-                                 protocol=dataclasses.replace(P3, p3_window_days=30.0))
+                                 protocol=P3.model_copy(update={"p3_window_days": 30.0}))
 
 
 def test_age_buckets_and_the_fresh_slice():

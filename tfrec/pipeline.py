@@ -5,7 +5,6 @@ runs/<name>/<stage>/ and returns its metrics, and a `load` function that reads t
 loads the stages whose inputs did not change instead of running them. To add a stage, write its
 two functions and append a `Stage(...)` to `pipeline_stages` after the stages it depends on.
 """
-import dataclasses
 import functools
 import hashlib
 import json
@@ -239,7 +238,7 @@ def run_compare_protocol(ctx):
     from tfrec.models.training import train_candidate_generation
     config, events = ctx.config, ctx.inputs["events"]
     cg, other = config.candidate_generation, config.evaluation.compare_protocol
-    protocol = dataclasses.replace(config.evaluation, protocol=other)
+    protocol = config.evaluation.model_copy(update={"protocol": other})
     examples = build_candidate_examples(events, config.examples, protocol=protocol)
     ctx.log(f"  {other} examples {examples.counts()}")
     popularity, pop_rows = popularity_figures(examples, events, config)

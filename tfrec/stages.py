@@ -28,6 +28,8 @@ import time
 import typing
 import uuid
 
+import pydantic
+
 import tfrec
 from tfrec.config import ConfigError, to_dict
 
@@ -167,7 +169,7 @@ def _section(config, dotted):
     value = config
     for part in dotted.split("."):
         value = getattr(value, part)
-    return to_dict(value) if dataclasses.is_dataclass(value) else value
+    return to_dict(value) if isinstance(value, pydantic.BaseModel) else value
 
 
 def stage_key(stage, config, upstream_keys):

@@ -29,25 +29,6 @@ from tfrec.features.history import cuts_at_times, rows_before
 from tfrec.features.ragged import Ragged, ranges
 
 
-@dataclasses.dataclass(frozen=True)
-class ExampleConfig:
-    """How examples are built.
-
-    Args:
-      max_history: most recent watches kept as the history feature.
-      max_search_queries: most recent searches whose tokens are kept.
-      max_examples_per_user: cap on training examples per user; 0 means no cap.
-      min_history: a training label needs at least this many earlier watches.
-      seed: seeds the per-user cap sample (with the user id, so each user is independent).
-    """
-
-    max_history: int = 50
-    max_search_queries: int = 50
-    max_examples_per_user: int = 100
-    min_history: int = 1
-    seed: int = 0
-
-
 @dataclasses.dataclass
 class UserSearches:
     """One user's searches, ascending in time: `timestamps` [q], `tokens` Ragged [q rows]."""

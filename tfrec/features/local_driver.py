@@ -10,9 +10,10 @@ import typing
 import numpy as np
 import pandas as pd
 
+from tfrec.config import ExampleConfig
 from tfrec.data.errors import DataError
-from tfrec.features.candidate_examples import (ExampleConfig, UserSearches,
-                                               user_candidate_examples, user_next_watch_queries)
+from tfrec.features.candidate_examples import (UserSearches, user_candidate_examples,
+                                               user_next_watch_queries)
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged

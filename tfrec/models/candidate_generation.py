@@ -13,12 +13,12 @@ an unseen id never crashes.
 import numpy as np
 import tensorflow_recommenders as tfrs
 
+from tfrec.config import SoftmaxConfig, UserTowerConfig
 from tfrec.keras_check import require_keras2
 from tfrec.losses.candidate_sampling import (full_softmax_loss, pool_softmax_loss,
                                              sampled_softmax_loss)
 from tfrec.losses.samplers import (CandidateSampler, StreamingFrequencyEstimator,
                                    uniform_probabilities, unigram_probabilities)
-from tfrec.models.config import SoftmaxConfig, UserTowerConfig
 from tfrec.models.user_tower import build_user_tower
 
 tf = require_keras2()

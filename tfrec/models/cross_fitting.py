@@ -53,7 +53,7 @@ def train_fold_generators(examples, users, corpus_ids, tower, softmax, training,
     out = []
     for fold in range(folds):
         part = fold_examples(examples, fold, folds)
-        schedule = dataclasses.replace(training, epochs=epochs, patience=epochs)
+        schedule = training.model_copy(update={"epochs": epochs, "patience": epochs})
         log(f"  fold {fold + 1}/{folds}: {len(part.train)} training examples, {epochs} epochs")
         out.append(train_candidate_generation(part, users, corpus_ids, tower, softmax, schedule,
                                               ks=ks, log=log))

@@ -5,7 +5,6 @@ calibration (`RankingConfig.selection_metric`).
 `train_ranker` is the stage's entry point: ranking ExampleSets in (from
 `tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.
 """
-import dataclasses
 
 import numpy as np
 
@@ -145,7 +144,7 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
         "validation": evaluate_ranker(model, validation_examples, true_expected_column),
         "train_examples_per_second": round(len(history) * len(kept) / max(train_seconds, 1e-9)),
         "history": history,
-        "config": dataclasses.asdict(config),
+        "config": config.model_dump(),
     }
     if test_examples is not None and len(test_examples):
         result["test"] = evaluate_ranker(model, test_examples, true_expected_column)

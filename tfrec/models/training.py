@@ -14,11 +14,11 @@ import time
 import numpy as np
 import pandas as pd
 
+from tfrec.config import TrainingConfig  # noqa: F401  (re-exported)
 from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
 from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.keras_check import require_keras2
 from tfrec.models.candidate_generation import CandidateGenerationModel
-from tfrec.models.config import TrainingConfig  # noqa: F401  (re-exported)
 from tfrec.models.finite import StopOnNonFiniteLoss
 from tfrec.progress import progress_bar
 

@@ -7,14 +7,12 @@ Inputs (named, as the tf.data pipeline and the serving signature provide them):
   example_age    [B] float32 seconds (0 at serving)  -> [age, age^2] scaled
 Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
 """
+from tfrec.config import TOWER_FEATURES as FEATURES
+from tfrec.config import UserTowerConfig  # noqa: F401  (re-exported)
 from tfrec.keras_check import require_keras2
-from tfrec.models.config import UserTowerConfig  # noqa: F401  (re-exported)
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean, relu_tower
 
 tf = require_keras2()
-
-
-FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")
 
 
 def build_user_tower(config, video_lookup, video_embedding, demographic_vocabularies,

@@ -11,7 +11,6 @@
           inputs' EmpiricalCDF maps values beyond the training range to 0 or 1, so -1e30 / 1e30
           answer as values just beyond the smallest / largest training value (finite outputs).
 """
-import dataclasses
 import os
 
 from tfrec.keras_check import require_keras2
@@ -67,7 +66,7 @@ def save_ranker(model, folder, features, manifest):
                               "logit_offset": model.logit_offset,
                               "logit_scale": float(model.logit_scale.numpy()),
                               "logit_shift": float(model.logit_shift.numpy()),
-                              "ranking_config": dataclasses.asdict(model.config)},
+                              "ranking_config": model.config.model_dump()},
                              warmup_requests=warmup)
     finally:
         logger.setLevel(level)
