@@ -454,8 +454,13 @@ def _retrieved_pages(ctx, queries, folds=None):
     return build_ranking_examples(events, impressions, max_history=rk.model.max_history)
 
 
+RANKER_WEIGHTS = "weights/ranker"  # TensorFlow checkpoint prefix inside the ranking folder
+
+
 def run_ranking(ctx):
+    from tfrec.models.ranking import ranking_artifacts
     from tfrec.models.ranking_training import ranking_features, train_ranker
+    from tfrec.models.training import save_model
     from tfrec.serving.ranker_export import save_ranker
     config, rk = ctx.config, ctx.config.ranking
     (train, validation, test), source = ranking_splits(ctx)
@@ -465,6 +470,8 @@ def run_ranking(ctx):
     video_ids = ctx.inputs["events"].videos["video_id"].to_numpy()
     model, result = train_ranker(train, validation, rk.model, video_ids, test, true_column,
                                  log=ctx.log)
+    # Saved whether or not the run exports, so `tfrec.load_run` gives the trained Keras ranker.
+    save_model(model, ctx.path(RANKER_WEIGHTS), ranking_artifacts(rk.model, train, video_ids))
     from tfrec.evaluation.ranking import compare_orders, evaluate_ranking
     from tfrec.models.ranking_training import predict_ranker
     baselines = {}
@@ -494,6 +501,15 @@ def load_ranking(ctx):
     """The saved ranker servable's folder, or None when the export is off."""
     path = ctx.path(SERVABLES, "ranker")
     return path if os.path.isdir(path) else None
+
+
+def load_ranker(ctx):
+    """The trained RankingModel, from its weights and artifacts alone (no ranking example is
+    read)."""
+    from tfrec.models.ranking_training import load_ranker as load
+    if not os.path.exists(ctx.path(RANKER_WEIGHTS + ".index")):
+        raise FileNotFoundError(ctx.path(RANKER_WEIGHTS + ".index"))
+    return load(ctx.path(RANKER_WEIGHTS), ctx.config.ranking.model)
 
 
 def pipeline_stages():
@@ -528,7 +544,7 @@ def pipeline_stages():
         Stage("ranking", run_ranking, load_ranking,
               depends_on=("events", "examples", "candidate_generation"),
               optional_depends_on=("cross_fitting",),
-              config_sections=("ranking", "export.enabled"), version=4,
+              config_sections=("ranking", "export.enabled"), version=5,
               enabled=lambda c: cg_on(c) and c.ranking.enabled),
         Stage("publish", run_publish, load_publish, depends_on=("export",),
               optional_depends_on=("ranking",), config_sections=("export",), check=load_publish,

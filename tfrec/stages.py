@@ -229,6 +229,50 @@ def _read_marker(folder):
         return None
 
 
+def read_marker(run_dir, name):
+    """The stage.json of stage `name` in `run_dir` (its key, metrics, seconds), or None when the
+    stage has not finished there."""
+    return _read_marker(os.path.join(run_dir, name))
+
+
+def stale_stages(stages, config, run_dir, name):
+    """Stage `name` and those upstream of it whose stage.json in `run_dir` holds another key
+    than the one `config` gives them (their outputs were made for another config or code
+    version), upstream first; [] when every one is current.
+
+    A stage without stage.json is not listed (it has not finished, or its folder was deleted:
+    its key is still computed from `config`). The key of a stage that fingerprints files outside
+    the run (`input_files`: the events) is taken from its stage.json, as recomputing it would
+    read the data; when that is missing, nothing downstream of it can be checked.
+    """
+    by_name = {s.name: s for s in stages}
+    keys, stale = {}, []
+
+    def visit(stage_name):
+        """The key `config` gives the stage (None: cannot be known)."""
+        if stage_name in keys:
+            return keys[stage_name]
+        stage = by_name[stage_name]
+        upstream = stage.depends_on + tuple(n for n in stage.optional_depends_on
+                                            if by_name[n].enabled(config))
+        upstream_keys = {n: visit(n) for n in upstream}
+        marker = read_marker(run_dir, stage_name)
+        recorded = marker.get("key") if marker else None
+        if stage.input_files is not None:
+            key = recorded
+        elif None in upstream_keys.values():
+            key = None
+        else:
+            key = stage_key(stage, config, upstream_keys)
+        if None not in (recorded, key) and recorded != key:
+            stale.append(stage_name)
+        keys[stage_name] = key
+        return key
+
+    visit(name)
+    return stale
+
+
 def _remove_stale_temporaries(run_dir):
     """Delete the temporary folders of stages a killed run left (the caller holds the run's
     lock, so no other run is writing them)."""

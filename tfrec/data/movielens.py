@@ -5,10 +5,10 @@
     `tfrec data fetch movielens-100k` puts in the cache (see `tfrec.data.fetch`),
   * TFDS `movielens/100k-ratings`, already prepared in a TFDS data_dir (see `tfrec.data.tfds_source`).
 
-Every rating is a watch; its watch time is the rating (1-5), the proxy the project's seed examples
-use, since MovieLens records no watch time. Searches and impressions are empty. Titles are
-normalised the same way for every source: the trailing " (YYYY)" is removed and a trailing
-", The" / ", A" / ", An" article moves to the front, so "Deadly Cure, The (1996)" becomes
+Every rating is a watch, and the rating (1-5) stands in for its watch time, which MovieLens does
+not record (docs/PROTOCOL.md, P1). Searches and impressions are empty. Titles are normalised
+the same way for every source: the trailing " (YYYY)" is removed and a trailing ", The" / ", A" /
+", An" article moves to the front, so "Deadly Cure, The (1996)" becomes
 "The Deadly Cure". Genres are "|"-joined names in GroupLens order.
 """
 import os

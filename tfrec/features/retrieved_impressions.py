@@ -8,7 +8,7 @@ at t other than it (serving-time query: example_age 0; the history excluded), in
 with positive="if_retrieved" the true next watch is on the page only when the generator ranks it in
 its top_n. The page keeps the example's cut (`watches_before`), so its ranking features see the
 example's own history (`tfrec.features.history`). The true next watch is the click, with watch_time
-= that watch's watch time (the rating, the seed example's proxy); the others were not clicked.
+= that watch's watch time (on MovieLens the rating: docs/PROTOCOL.md, P1); others: not clicked.
 Caveats: the negatives are exactly the videos the generator liked, so they are hard negatives; the
 click label is "watched next", not a click on a real page; and for training examples the generator
 has been fitted to the very watches that are the positives, so their scores (and `cg_score`) are

@@ -185,14 +185,18 @@ class RankingModel(tfrs.Model):
         return served
 
 
-def build_ranking_model(config, train_examples, video_ids):
-    """A RankingModel with vocabularies and CDF boundaries fitted on the training examples.
+def ranking_artifacts(config, train_examples, video_ids):
+    """What fixes the ranker's vocabularies and CDF boundaries, from its training impressions
+    (JSON-able, so a saved ranker is rebuilt without them: `ranking_model_from_artifacts`).
 
     Args:
       config: RankingConfig.
       train_examples: ranking ExampleSet (all training impressions, before any subsampling, so
         the CDF is that of the impressions served).
       video_ids: [V] corpus ids (the candidate generator's).
+    Returns:
+      {"video_ids": [V] str, "languages": sorted language values seen in training,
+       "boundaries": [F][q + 1] float CDF boundaries of `continuous_inputs(config)`}.
     """
     if not 0 < config.negative_subsample_rate <= 1:
         raise ValueError(f"negative_subsample_rate must be in (0, 1], got "
@@ -209,5 +213,20 @@ def build_ranking_model(config, train_examples, video_ids):
     if "language" in config.features:
         languages = set(np.asarray(train_examples["user_language"]).astype(str)) | \
             set(np.asarray(train_examples["video_language"]).astype(str))
-    scorer = build_ranking_scorer(config, video_ids, sorted(languages), boundaries)
+    # tolist(): float64 -> Python floats, which JSON writes and reads back exactly.
+    return {"video_ids": [str(v) for v in video_ids], "languages": sorted(languages),
+            "boundaries": np.asarray(boundaries).tolist()}
+
+
+def ranking_model_from_artifacts(config, artifacts):
+    """An untrained RankingModel with the vocabularies and boundaries of `ranking_artifacts`."""
+    scorer = build_ranking_scorer(config, artifacts["video_ids"], artifacts["languages"],
+                                  artifacts["boundaries"])
     return RankingModel(scorer, config)
+
+
+def build_ranking_model(config, train_examples, video_ids):
+    """A RankingModel with vocabularies and CDF boundaries fitted on the training examples
+    (arguments as `ranking_artifacts`)."""
+    return ranking_model_from_artifacts(config, ranking_artifacts(config, train_examples,
+                                                                  video_ids))

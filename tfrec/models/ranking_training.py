@@ -12,9 +12,10 @@ from tfrec.evaluation.ranking import calibration, evaluate_ranking
 from tfrec.features.dataset import padded_features
 from tfrec.features.example_set import ExampleSet
 from tfrec.keras_check import require_keras2
-from tfrec.models.ranking import build_ranking_model
+from tfrec.models.ranking import build_ranking_model, ranking_model_from_artifacts
 from tfrec.models.ranking_calibration import fit_logit_calibration, objective, objective_weights
-from tfrec.models.training import LEARNING_RATE_HINT, _optimizer, fit_choosing_epoch
+from tfrec.models.training import (LEARNING_RATE_HINT, _optimizer, fit_choosing_epoch,
+                                   read_artifacts, restore_weights)
 
 tf = require_keras2()
 LABEL_COLUMNS = ("clicked", "watch_time")
@@ -149,3 +150,11 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
     if test_examples is not None and len(test_examples):
         result["test"] = evaluate_ranker(model, test_examples, true_expected_column)
     return model, result
+
+
+def load_ranker(weights_path, config):
+    """The RankingModel `tfrec.models.training.save_model` saved with its `ranking_artifacts`
+    (vocabularies, CDF boundaries): rebuilt from them and `config` (RankingConfig), its weights
+    (calibration included) restored; no ranking example is read."""
+    return restore_weights(ranking_model_from_artifacts(config, read_artifacts(weights_path)),
+                           weights_path)

@@ -76,7 +76,8 @@ def _artifacts_path(weights_path):
 
 def save_model(model, weights_path, artifacts):
     """TensorFlow-checkpoint weights at `weights_path` (a file prefix) and, beside them,
-    `artifacts` (`model_artifacts`) as JSON, so loading the model reads no training data."""
+    `artifacts` (what rebuilds the model: `model_artifacts`, or the ranker's
+    `tfrec.models.ranking.ranking_artifacts`) as JSON, so loading it reads no training data."""
     model.save_weights(weights_path)
     tmp = _artifacts_path(weights_path) + ".tmp"
     with open(tmp, "w") as f:
@@ -84,13 +85,24 @@ def save_model(model, weights_path, artifacts):
     os.replace(tmp, _artifacts_path(weights_path))
 
 
+def read_artifacts(weights_path):
+    """The artifacts `save_model` wrote beside `weights_path`."""
+    with open(_artifacts_path(weights_path)) as f:
+        return json.load(f)
+
+
+def restore_weights(model, weights_path):
+    """`model` (built from its artifacts) with the weights `save_model` saved; the
+    optimizer's slots and other training-only state, absent from the file, are not expected."""
+    model.load_weights(weights_path).expect_partial()
+    return model
+
+
 def load_model(weights_path, tower, softmax, seed=0):
     """The model `save_model` saved: rebuilt from its artifacts and the configs (which fix the
     vocabularies and shapes), then its weights restored."""
-    with open(_artifacts_path(weights_path)) as f:
-        model = model_from_artifacts(json.load(f), tower, softmax, seed)
-    model.load_weights(weights_path).expect_partial()
-    return model
+    return restore_weights(model_from_artifacts(read_artifacts(weights_path), tower, softmax,
+                                                seed), weights_path)
 
 
 def query_scorer(model, tower):
