@@ -13,6 +13,7 @@ import yaml
 
 from tfrec.features.candidate_examples import ExampleConfig
 from tfrec.features.split import PROTOCOLS
+from tfrec.losses.registry import label_probability_names, loss_names
 from tfrec.models.config import (RANKING_FEATURES, RankingConfig, SoftmaxConfig, TrainingConfig,
                                  UserTowerConfig)
 
@@ -242,7 +243,7 @@ def validate(config, where):
         raise ConfigError(f"{where}: 'examples.max_examples_per_user' and 'examples.min_history' "
                           "must be >= 0")
     cg = config.candidate_generation
-    choices = {"softmax.loss": (cg.softmax.loss, ("full", "sampled", "in_batch", "mixed")),
+    choices = {"softmax.loss": (cg.softmax.loss, loss_names()),
                "softmax.proposal": (cg.softmax.proposal, ("uniform", "unigram")),
                "training.optimizer": (cg.training.optimizer, ("adam", "adagrad")),
                "training.selection_metric": (cg.training.selection_metric,
@@ -284,9 +285,10 @@ def validate(config, where):
     if not 0 <= cg.tower.dropout < 1 or cg.tower.l2 < 0:
         raise ConfigError(f"{where}: 'candidate_generation.tower.dropout' must be in [0, 1) "
                           "and 'tower.l2' >= 0")
-    if cg.softmax.label_probability not in ("counts", "streaming"):
+    if cg.softmax.label_probability not in label_probability_names():
         raise ConfigError(f"{where}: 'candidate_generation.softmax.label_probability' must be "
-                          f"counts or streaming, got {cg.softmax.label_probability!r}")
+                          f"{' or '.join(label_probability_names())}, got "
+                          f"{cg.softmax.label_probability!r}")
     if not 0 < cg.softmax.streaming_alpha <= 1 or cg.softmax.proposal_alpha < 0:
         raise ConfigError(f"{where}: 'candidate_generation.softmax.streaming_alpha' must be in "
                           "(0, 1] and 'softmax.proposal_alpha' >= 0")

@@ -36,13 +36,15 @@ class UserTowerConfig:
 @dataclasses.dataclass(frozen=True)
 class SoftmaxConfig:
     """Args:
-      loss: full | sampled | in_batch | mixed.
+      loss: full | sampled | in_batch | mixed (the modules of tfrec/losses/softmax/, listed by
+        `tfrec.losses.registry.loss_names`).
       num_negatives: N, the negatives drawn from Q per batch (sampled and mixed).
       proposal: uniform | unigram: Q over videos (unigram uses training label counts ** alpha).
       proposal_alpha: the unigram exponent (0.75 is word2vec's choice; 1 = label frequency).
       logq_correction: subtract log expected counts (turn off only to show why it matters).
       label_probability: counts | streaming: how in-batch candidates' probability is known,
-        from training label counts, or estimated from the batch stream (Yi et al. 2019).
+        from training label counts, or estimated from the batch stream (Yi et al. 2019); the
+        modules of tfrec/losses/label_probability/.
       streaming_alpha: the streaming estimator's moving-average rate.
       use_bias: a per-video bias b_j in the softmax.
       share_embeddings: the watch-history input embeddings are the softmax weights (needs the
