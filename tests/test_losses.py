@@ -1,10 +1,17 @@
+"""The softmax losses against TensorFlow's and TFRS' own, the corrections, the sampler, and the
+streaming label-frequency estimate. NumPy references of every loss: test_loss_reference.py."""
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfrec.losses.candidate_sampling import (full_softmax_loss, logq_correction, pool_softmax_loss,
-                                             remove_accidental_hits, sampled_softmax_loss)
+from tfrec.losses.corrections import LogQCorrection, RemoveAccidentalHits
+from tfrec.losses.label_probability.counts import LabelCounts
+from tfrec.losses.label_probability.streaming import StreamingFrequencyEstimator
 from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
+from tfrec.losses.softmax import SamplingPieces, softmax_cross_entropy
+from tfrec.losses.softmax.full import FullSoftmax
+from tfrec.losses.softmax.in_batch import InBatchSoftmax
+from tfrec.losses.softmax.sampled import SampledSoftmax
 
 RNG = np.random.default_rng(0)
 
@@ -17,21 +24,28 @@ def _problem(batch=8, vocab=50, dim=6):
     return q, table, bias, labels
 
 
+def _pieces(proposal, label_p=None, num=0, seed=0, logq=True):
+    label_p = np.full(len(proposal), 1 / len(proposal)) if label_p is None else label_p
+    return SamplingPieces(CandidateSampler(proposal, seed=seed), LabelCounts(label_p), num, logq)
+
+
 def test_sampled_softmax_equals_tf_nn_sampled_softmax_loss_on_the_same_candidates():
     q, table, bias, labels = _problem()
     proposal = unigram_probabilities(RNG.integers(1, 100, 50), 0.75)
     num = 20
-    neg = tf.constant(RNG.choice(50, num, p=proposal), tf.int64)
-    neg = tf.concat([neg[:-1], labels[:1]], 0)  # force one accidental hit
+    # A twin of the loss's sampler (same seed) shows which negatives the loss draws. Seed 0
+    # draws two labels once each: accidental hits, but none twice (tf.nn.compute_accidental_hits
+    # flags only one of two equal negatives; ours removes both, see test_loss_reference.py).
+    neg = CandidateSampler(proposal, seed=0).sample(num)
+    hits = [int(np.sum(neg.numpy() == label)) for label in labels.numpy()]
+    assert max(hits) == 1 and sum(hits) == 2
     qp = tf.constant(proposal, tf.float32)
-    true_expected = num * tf.gather(qp, labels)
-    neg_expected = num * tf.gather(qp, neg)
-    ours = sampled_softmax_loss(q, tf.gather(table, labels), labels, true_expected,
-                                tf.gather(table, neg), neg, neg_expected,
-                                tf.gather(bias, labels), tf.gather(bias, neg))
+    ours = SampledSoftmax(_pieces(proposal, num=num, seed=0)).per_example_loss(
+        q, labels, table, bias)
     reference = tf.nn.sampled_softmax_loss(
         table, bias, labels[:, None], q, num_sampled=num, num_classes=50,
-        sampled_values=(neg, true_expected[:, None], neg_expected), remove_accidental_hits=True)
+        sampled_values=(neg, num * tf.gather(qp, labels)[:, None], num * tf.gather(qp, neg)),
+        remove_accidental_hits=True)
     np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=1e-5, atol=1e-5)
 
 
@@ -39,58 +53,55 @@ def test_in_batch_loss_equals_tfrs_retrieval_task_with_logq_and_hit_removal():
     import tensorflow_recommenders as tfrs
     q, table, _, _ = _problem()
     labels = tf.constant([1, 2, 3, 1, 4, 5, 6, 7], tf.int64)  # rows 0 and 3 share a label
-    p = tf.constant(RNG.uniform(0.01, 0.2, 50), tf.float32)
-    cand = tf.gather(table, labels)
-    ours = pool_softmax_loss(q, cand, labels, 8 * tf.gather(p, labels), labels)
+    p = RNG.uniform(0.01, 0.2, 50)
+    ours = InBatchSoftmax(_pieces(np.full(50, 0.02), label_p=p)).per_example_loss(
+        q, labels, table)
     task = tfrs.tasks.Retrieval(
         loss=tf.keras.losses.CategoricalCrossentropy(
             from_logits=True, reduction=tf.keras.losses.Reduction.NONE),
         remove_accidental_hits=True)
-    theirs = task(q, cand, candidate_sampling_probability=tf.gather(p, labels),
+    # TFRS subtracts log P(j), ours log(B P(j)): the same softmax (a shift of every logit).
+    theirs = task(q, tf.gather(table, labels),
+                  candidate_sampling_probability=tf.gather(tf.constant(p, tf.float32), labels),
                   candidate_ids=labels, compute_metrics=False, compute_batch_metrics=False)
     np.testing.assert_allclose(ours.numpy(), theirs.numpy(), rtol=1e-5, atol=1e-5)
 
 
 def test_logq_lowers_the_popular_candidates_logit():
     logits = tf.zeros([1, 2])
-    corrected = logq_correction(logits, tf.constant([0.9, 0.001]))
+    corrected = LogQCorrection()(logits, tf.constant([0.9, 0.001]))
     assert corrected[0, 0] < corrected[0, 1]
-    assert np.isfinite(logq_correction(logits, tf.constant([1e-30, 1.0])).numpy()).all()
+    np.testing.assert_allclose(corrected.numpy(), [[-np.log(0.9), -np.log(0.001)]], rtol=1e-6)
+    assert np.isfinite(LogQCorrection()(logits, tf.constant([1e-30, 1.0])).numpy()).all()
 
 
 def test_accidental_hit_removal_equals_dropping_that_negative():
-    q, table, _, labels = _problem(batch=1)
-    neg_clean = tf.constant([7, 9, 11], tf.int64)
-    neg_hit = tf.concat([neg_clean, labels], 0)
-    ones = lambda n: tf.ones([n])  # noqa: E731
-    clean = sampled_softmax_loss(q, tf.gather(table, labels), labels, ones(1),
-                                 tf.gather(table, neg_clean), neg_clean, ones(3))
-    hit = sampled_softmax_loss(q, tf.gather(table, labels), labels, ones(1),
-                               tf.gather(table, neg_hit), neg_hit, ones(4))
-    np.testing.assert_allclose(clean.numpy(), hit.numpy(), rtol=1e-6)
-    masked = remove_accidental_hits(tf.zeros([2, 2]), tf.constant([5, 6]), tf.constant([5, 7]),
-                                    positive_column=tf.constant([0, 1]))
-    assert masked.numpy()[0, 0] == 0 and masked.numpy()[1, 0] == 0
+    logits = tf.constant([[2.0, 0.5, -1.0, 3.0]])  # column 0 the positive (row 5), 3 a hit
+    pool = tf.constant([5, 7, 9, 5], tf.int64)
+    masked = RemoveAccidentalHits()(logits[:, 1:], tf.constant([5], tf.int64), pool[1:])
+    with_hit = softmax_cross_entropy(tf.concat([logits[:, :1], masked], 1), tf.constant([0]))
+    dropped = softmax_cross_entropy(logits[:, :3], tf.constant([0]))
+    np.testing.assert_allclose(with_hit.numpy(), dropped.numpy(), rtol=1e-6)
+    kept = RemoveAccidentalHits()(tf.zeros([2, 2]), tf.constant([5, 6]), tf.constant([5, 7]),
+                                  positive_column=tf.constant([0, 1]))
+    assert kept.numpy()[0, 0] == 0 and kept.numpy()[1, 0] == 0
 
 
 def test_sampled_gradient_approaches_full_softmax_gradient_as_negatives_grow():
     q, table, _, labels = _problem(batch=16, vocab=400, dim=8)
     table = tf.Variable(table)
+    proposal = uniform_probabilities(400)
     with tf.GradientTape() as tape:
-        full = tf.reduce_mean(full_softmax_loss(q, table, labels))
+        full = tf.reduce_mean(FullSoftmax(_pieces(proposal)).per_example_loss(q, labels, table))
     g_full = tf.convert_to_tensor(tape.gradient(full, table))
-    sampler = CandidateSampler(uniform_probabilities(400), seed=1)
     errors = []
     for num in (16, 256, 4096):
+        loss = SampledSoftmax(_pieces(proposal, num=num, seed=1))
         grads = []
         for _ in range(8):
-            neg = sampler.sample(num)
             with tf.GradientTape() as tape:
-                expected = num * sampler.probability(neg)
-                loss = tf.reduce_mean(sampled_softmax_loss(
-                    q, tf.gather(table, labels), labels, num * sampler.probability(labels),
-                    tf.gather(table, neg), neg, expected))
-            grads.append(tf.convert_to_tensor(tape.gradient(loss, table)))
+                mean = tf.reduce_mean(loss.per_example_loss(q, labels, table))
+            grads.append(tf.convert_to_tensor(tape.gradient(mean, table)))
         g = tf.reduce_mean(tf.stack(grads), 0)
         errors.append(float(tf.norm(g - g_full) / tf.norm(g_full)))
     assert errors[0] > errors[1] > errors[2]
@@ -121,15 +132,13 @@ def _train_in_batch(correct, seed=0, users=300, items=120, steps=1500, batch=128
     ue = tf.Variable(tf.random.normal([users, 16], stddev=0.1))
     ie = tf.Variable(tf.random.normal([items, 16], stddev=0.1))
     opt = tf.keras.optimizers.Adam(0.02)
-    p = tf.constant(p_label, tf.float32)
+    loss = InBatchSoftmax(_pieces(np.full(items, 1 / items), label_p=p_label, logq=correct))
 
     @tf.function
     def step(u, i):
         with tf.GradientTape() as tape:
-            expected = batch * tf.gather(p, i) if correct else tf.ones([batch])
-            loss = tf.reduce_mean(pool_softmax_loss(tf.gather(ue, u), tf.gather(ie, i), i,
-                                                    expected, i))
-        opt.apply_gradients(zip(tape.gradient(loss, [ue, ie]), [ue, ie]))
+            mean = tf.reduce_mean(loss.per_example_loss(tf.gather(ue, u), i, ie))
+        opt.apply_gradients(zip(tape.gradient(mean, [ue, ie]), [ue, ie]))
 
     for s in range(steps):
         sl = slice(s * batch, (s + 1) * batch)
@@ -158,14 +167,14 @@ def test_logq_correction_undoes_the_popularity_bias_of_in_batch_negatives(seed):
 
 
 def test_streaming_frequency_estimate_follows_how_often_rows_appear():
-    from tfrec.losses.samplers import StreamingFrequencyEstimator
     est = StreamingFrequencyEstimator(5, alpha=0.05)
     for step in range(1, 401):
         rows = [0, 0, 0] + ([1] if step % 4 == 0 else []) + ([2] if step % 10 == 0 else [])
         est.update(tf.constant(rows, tf.int64))
         if step == 40:  # no start-up bias: right after a few sightings
-            np.testing.assert_allclose(est.expected_count(tf.constant([0, 1, 2])).numpy(),
-                                       [3.0, 0.25, 0.1], rtol=0.05)
-    p = est.expected_count(tf.constant([0, 1, 2, 3], tf.int64)).numpy()
+            np.testing.assert_allclose(
+                est.expected_count_in_batch(tf.constant([0, 1, 2])).numpy(), [3.0, 0.25, 0.1],
+                rtol=0.05)
+    p = est.expected_count_in_batch(tf.constant([0, 1, 2, 3], tf.int64)).numpy()
     np.testing.assert_allclose(p[:3], [3.0, 0.25, 0.1], rtol=0.05)  # 3 per batch, 1/4, 1/10
     assert p[3] < 0.01  # never seen: rarer than anything observed

@@ -20,15 +20,16 @@ RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_s
 
 
 def _loss_choices():
-    """softmax.loss values. Today's tuple (tfrec.models.candidate_generation.LOSSES) rather than
-    an import of it: that module loads TensorFlow (~3 s), which `tfrec config show` and every
-    config error would then pay; the losses registry is to be the one source."""
-    return ("full", "sampled", "in_batch", "mixed")
+    """softmax.loss values: the loss modules of tfrec/losses/softmax/ (the registry lists them
+    without importing TensorFlow)."""
+    from tfrec.losses.registry import loss_names
+    return loss_names()
 
 
 def _label_probability_choices():
-    """softmax.label_probability values (as _loss_choices: to come from the losses registry)."""
-    return ("counts", "streaming")
+    """softmax.label_probability values: the modules of tfrec/losses/label_probability/."""
+    from tfrec.losses.registry import label_probability_names
+    return label_probability_names()
 
 
 def _protocol_choices():

@@ -4,31 +4,35 @@
 weights over all videos are the output video embeddings v_j [V, d] (plus an optional bias b_j);
 `compute_loss` hands u and the label rows to a `CandidateSoftmaxTask`, a `tfrs.tasks.Retrieval`-style
 task whose loss is the full softmax or one of its logQ-corrected sampled estimates
-(`tfrec.losses.candidate_sampling`). Serving scores u . v_j + b_j over the corpus.
+(`tfrec.losses.softmax`, one module per loss). Serving scores u . v_j + b_j over the corpus.
 
 Embedding rows: one StringLookup (mask "" -> row 0, unknown id -> row 1, videos -> rows 2..V+1)
 indexes both the watch-history input embeddings and the output table, so raw string ids go in and
 an unseen id never crashes.
 """
+
 import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrec.config import SoftmaxConfig, UserTowerConfig
 from tfrec.keras_check import require_keras2
-from tfrec.losses.candidate_sampling import (full_softmax_loss, pool_softmax_loss,
-                                             sampled_softmax_loss)
-from tfrec.losses.samplers import (CandidateSampler, StreamingFrequencyEstimator,
-                                   uniform_probabilities, unigram_probabilities)
+from tfrec.losses.registry import LABEL_PROBABILITIES, LOSSES
+from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
+from tfrec.losses.softmax import SamplingPieces
 from tfrec.models.user_tower import build_user_tower
 
 tf = require_keras2()
 
-LOSSES = ("full", "sampled", "in_batch", "mixed")
 FIRST_VIDEO_ROW = 2  # rows 0 and 1 are padding and OOV
 
 
 class CandidateSoftmaxTask(tf.keras.layers.Layer):
     """The retrieval task: mean softmax loss of u against the label rows (a TFRS-style task).
+
+    The loss is the class registered as `config.loss` (`tfrec.losses.registry`); the task owns
+    what the losses share: the negative sampler (`sampler`, whose generator state checkpoints
+    with the model) and the label-probability source (`frequency`, registered as
+    `config.label_probability`; the streaming one's estimates are layer weights).
 
     Args:
       config: SoftmaxConfig.
@@ -39,60 +43,41 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
 
     def __init__(self, config, label_probabilities, proposal_probabilities, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if config.loss not in LOSSES:
-            raise ValueError(f"unknown loss {config.loss!r}; choose from {LOSSES}")
+        loss_class = LOSSES.get(config.loss)
+        source_class = LABEL_PROBABILITIES.get(config.label_probability)
         self.config = config
-        self.label_probabilities = tf.constant(label_probabilities, tf.float32)
-        self.sampler = CandidateSampler(proposal_probabilities, seed=seed)
-        if config.label_probability not in ("counts", "streaming"):
-            raise ValueError(f"unknown label_probability {config.label_probability!r}; use "
-                             "counts or streaming")
-        self.frequency = StreamingFrequencyEstimator(
-            len(label_probabilities), config.streaming_alpha) \
-            if config.label_probability == "streaming" else None
-
-    def _in_batch_expected(self, rows, batch):
-        """Expected count of each row among the batch's B labels."""
-        if self.frequency is not None:
-            return self.frequency.expected_count(rows)
-        return tf.cast(batch, tf.float32) * tf.gather(self.label_probabilities, rows)
-
-    def _expected(self, counts):
-        return counts if self.config.logq_correction else tf.ones_like(counts)
+        self.seed = seed
+        self._label_probabilities = np.asarray(label_probabilities, dtype=np.float64)
+        self._proposal_probabilities = np.asarray(proposal_probabilities, dtype=np.float64)
+        self.sampler = CandidateSampler(self._proposal_probabilities, seed=seed)
+        self.frequency = source_class.from_softmax_config(config, self._label_probabilities)
+        self.softmax_loss = loss_class(SamplingPieces(
+            self.sampler, self.frequency, config.num_negatives, config.logq_correction))
 
     def call(self, queries, label_rows, table, bias=None, sample_weight=None, training=False):
-        """queries [B, d], label_rows [B] int64, table [V, d], bias [V] or None -> scalar loss."""
-        cfg = self.config
-        if self.frequency is not None and training:
+        """queries [B, d], label_rows [B] int64, table [V, d], bias [V] or None,
+        sample_weight [B] or None -> scalar (weighted) mean loss."""
+        if training:
             self.frequency.update(label_rows)
-        batch = tf.shape(queries)[0]
-        gather_bias = (lambda rows: tf.gather(bias, rows)) if bias is not None else \
-            (lambda rows: None)
-        if cfg.loss == "full":
-            per_example = full_softmax_loss(queries, table, label_rows, bias)
-        elif cfg.loss == "sampled":
-            neg = self.sampler.sample(cfg.num_negatives)
-            n = tf.cast(cfg.num_negatives, tf.float32)
-            per_example = sampled_softmax_loss(
-                queries, tf.gather(table, label_rows), label_rows,
-                self._expected(n * self.sampler.probability(label_rows)),
-                tf.gather(table, neg), neg, self._expected(n * self.sampler.probability(neg)),
-                gather_bias(label_rows), gather_bias(neg))
-        else:
-            pool = label_rows
-            expected = self._in_batch_expected(pool, batch)
-            if cfg.loss == "mixed":
-                neg = self.sampler.sample(cfg.num_negatives)
-                pool = tf.concat([label_rows, neg], axis=0)
-                expected = self._in_batch_expected(pool, batch) + \
-                    tf.cast(cfg.num_negatives, tf.float32) * self.sampler.probability(pool)
-            per_example = pool_softmax_loss(queries, tf.gather(table, pool), pool,
-                                            self._expected(expected), label_rows,
-                                            gather_bias(pool))
+        per_example = self.softmax_loss.per_example_loss(queries, label_rows, table, bias)
         if sample_weight is None:
             return tf.reduce_mean(per_example)
         weight = tf.cast(sample_weight, per_example.dtype)
         return tf.math.divide_no_nan(tf.reduce_sum(per_example * weight), tf.reduce_sum(weight))
+
+    def get_config(self):
+        """The constructor's arguments (the [V] distributions as lists). A task made by
+        `from_config` starts from the seed and a fresh label-probability state."""
+        return {**super().get_config(), "config": self.config.model_dump(mode="json"),
+                "label_probabilities": self._label_probabilities.tolist(),
+                "proposal_probabilities": self._proposal_probabilities.tolist(),
+                "seed": self.seed}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["config"] = SoftmaxConfig.model_validate(config["config"])
+        return cls(**config)
 
 
 class CandidateGenerationModel(tfrs.Model):

@@ -1,0 +1,28 @@
+"""Sources of the label distribution P, which the in-batch and mixed losses' logQ needs.
+
+An in-batch pool holds the batch's B labels, so a row j is in it B * P(j) times on average. Each
+module here is one source, registered under its `candidate_generation.softmax.label_probability`
+name (`tfrec.losses.registry`): a `LabelProbability` layer.
+"""
+from tfrec.keras_check import require_keras2
+
+tf = require_keras2()
+
+
+class LabelProbability(tf.keras.layers.Layer):
+    """Base of the label-probability sources: knows how often a row is among a batch's labels."""
+
+    @classmethod
+    def from_softmax_config(cls, config, label_probabilities):
+        """The source for a SoftmaxConfig and the [V] training label distribution P."""
+        raise NotImplementedError
+
+    def update(self, label_rows):
+        """Record one training batch's label rows [B] (call once per training step); the
+        default keeps no state."""
+        return None  # a body beyond the docstring, which AutoGraph needs
+
+    def expected_count_in_batch(self, rows, batch_size):
+        """[...] float32 expected number of times each of `rows` [...] is among the labels of a
+        training batch of `batch_size` (scalar int) examples."""
+        raise NotImplementedError
