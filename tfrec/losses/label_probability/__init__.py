@@ -15,7 +15,8 @@ class LabelProbability(tf.keras.layers.Layer):
     @classmethod
     def from_softmax_config(cls, config, label_probabilities):
         """The source for a SoftmaxConfig and the [V] training label distribution P."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{cls.__name__}: a label-probability source defines "
+                                  "from_softmax_config")
 
     def update(self, label_rows):
         """Record one training batch's label rows [B] (call once per training step); the
@@ -25,4 +26,5 @@ class LabelProbability(tf.keras.layers.Layer):
     def expected_count_in_batch(self, rows, batch_size):
         """[...] float32 expected number of times each of `rows` [...] is among the labels of a
         training batch of `batch_size` (scalar int) examples."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__}: a label-probability source defines "
+                                  "expected_count_in_batch")

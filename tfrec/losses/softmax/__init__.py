@@ -26,6 +26,7 @@ class is registered under that name (`tfrec.losses.registry`). To add one: write
 
 and its test; the config accepts the name and `CandidateSoftmaxTask` runs it.
 """
+import abc
 import dataclasses
 import typing
 
@@ -58,7 +59,7 @@ def softmax_cross_entropy(logits, positive_column):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positive_column, logits=logits)
 
 
-class CandidateSoftmaxLoss:
+class CandidateSoftmaxLoss(abc.ABC):
     """Base of the losses: the per-example loss of user vectors against their label rows.
 
     Args:
@@ -79,6 +80,7 @@ class CandidateSoftmaxLoss:
             return logits
         return self.logq(logits, expected_counts)
 
+    @abc.abstractmethod
     def per_example_loss(self, queries, label_rows, table, bias=None):
         """Args:
           queries: [B, d] user vectors u.
@@ -88,4 +90,5 @@ class CandidateSoftmaxLoss:
         Returns:
           [B] float32 loss of each example (nats).
         """
+        # Abstract: each registered loss module defines it.
         raise NotImplementedError
