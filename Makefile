@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= pipelines/movielens_100k.yaml
 PYTEST_ARGS ?=
 
-.PHONY: setup run test clean
+.PHONY: setup run test lint clean
 
 setup: $(STAMP)
 
@@ -22,6 +22,11 @@ run: setup
 
 test: setup
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The type checker (mypy.ini) and the linter (ruff.toml), both configured in the repository.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf runs build *.egg-info

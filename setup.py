@@ -39,7 +39,7 @@ setup(
     packages=find_packages(include=["tfrec", "tfrec.*"]),
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "dev": ["pytest==9.2.0"],
+        "dev": ["pytest==9.2.0", "mypy==2.4.1", "ruff==0.17.6", "types-PyYAML==6.0.12.20261122"],
         # tf.keras.utils.plot_model of the towers; also needs Graphviz (`apt-get install graphviz`).
         "plot": ["pydot==3.0.4"],
     },
