@@ -10,10 +10,8 @@ import uuid
 
 from tensorboard.plugins import projector
 
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.stages import replace_dir
-
-tf = require_keras2()
 
 TENSOR_NAME = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
 

@@ -5,9 +5,7 @@ with the conventions of `tf.nn.sampled_softmax_loss`: the logQ correction subtra
 candidate's expected count in the pool (not of a probability), and a removed candidate's logit is
 replaced by a very negative constant (not shifted), so the remaining logits are unchanged.
 """
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 # Logit for removed candidates: very negative but finite, so no NaN when everything is masked.
 MIN_LOGIT = -1e9

@@ -1,9 +1,7 @@
 """Negative proposals Q over the video rows, and the sampler that draws negatives from Q."""
 import numpy as np
 
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 def unigram_probabilities(counts, alpha=1.0):

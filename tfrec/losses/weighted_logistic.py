@@ -25,9 +25,7 @@ is maximised at odds = sum_i T_i / N = E[T] exactly, for any P. Per impression, 
 t_i = T_i when clicked and 0 otherwise, the loss is t_i softplus(-z) + softplus(z). Subsampled
 negatives are weighted by 1 / r here (the shift by log(r) is exact only for the paper's loss).
 """
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 def watch_time_weights(clicked, watch_time):

@@ -15,13 +15,11 @@ import numpy as np
 import tensorflow_recommenders as tfrs
 
 from tfrec.config import SoftmaxConfig, UserTowerConfig
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.losses.registry import LABEL_PROBABILITIES, LOSSES
 from tfrec.losses.samplers import CandidateSampler, uniform_probabilities, unigram_probabilities
 from tfrec.losses.softmax import SamplingPieces
 from tfrec.models.user_tower import build_user_tower
-
-tf = require_keras2()
 
 FIRST_VIDEO_ROW = 2  # rows 0 and 1 are padding and OOV
 

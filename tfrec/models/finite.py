@@ -8,9 +8,7 @@ checked for non-finite variables before it is written.
 import numpy as np
 
 from tfrec.errors import TfrecError
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 class NonFiniteError(TfrecError, ValueError):

@@ -1,7 +1,5 @@
 """Small Keras layers of the user tower, each serialisable (get_config)."""
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 def relu_tower(x, hidden_units, regularizer=None, dropout=0.0, seed=0):

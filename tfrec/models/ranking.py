@@ -36,12 +36,10 @@ import tensorflow_recommenders as tfrs
 from tfrec.config import RANKING_FEATURES as FEATURES
 from tfrec.config import RankingConfig  # noqa: F401  (re-exported)
 from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, INDICATOR_FEATURES
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.losses.weighted_logistic import (WatchTimeLoss, WeightedLogisticLoss,
                                             watch_time_weights)
 from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries, relu_tower
-
-tf = require_keras2()
 
 
 def continuous_inputs(config):

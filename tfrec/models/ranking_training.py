@@ -11,13 +11,11 @@ import numpy as np
 from tfrec.evaluation.ranking import calibration, evaluate_ranking
 from tfrec.features.dataset import padded_features
 from tfrec.features.example_set import ExampleSet
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.ranking import build_ranking_model, ranking_model_from_artifacts
 from tfrec.models.ranking_calibration import fit_logit_calibration, objective, objective_weights
 from tfrec.models.training import (LEARNING_RATE_HINT, _optimizer, fit_choosing_epoch,
                                    read_artifacts, restore_weights)
-
-tf = require_keras2()
 LABEL_COLUMNS = ("clicked", "watch_time")
 
 

@@ -17,12 +17,10 @@ import pandas as pd
 from tfrec.config import TrainingConfig  # noqa: F401  (re-exported)
 from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
 from tfrec.features.dataset import EpochBatches, padded_features
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.models.finite import StopOnNonFiniteLoss
 from tfrec.progress import progress_bar
-
-tf = require_keras2()
 
 # Appended to the error when a training loss is not finite.
 LEARNING_RATE_HINT = " (try a lower '{section}.learning_rate')"

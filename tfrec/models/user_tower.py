@@ -9,10 +9,8 @@ Concatenated -> ReLU tower (e.g. 1024-512-256) -> u [B, d].
 """
 from tfrec.config import TOWER_FEATURES as FEATURES
 from tfrec.config import UserTowerConfig  # noqa: F401  (re-exported)
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.layers import ExampleAgeFeatures, MaskedMean, relu_tower
-
-tf = require_keras2()
 
 
 def build_user_tower(config, video_lookup, video_embedding, demographic_vocabularies,

@@ -7,14 +7,12 @@
 import os
 import time
 
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import relaxed_signature
 from tfrec.serving.retrieval import (MAX_REQUEST_HISTORY, BruteForceRetrieval, ScannRetrieval,
                                      checked_user_request, query_vectors, request_signature)
 from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
-
-tf = require_keras2()
 NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
 
 

@@ -12,11 +12,9 @@ import os
 import shutil
 import uuid
 
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.finite import check_finite_variables
 from tfrec.serving import version_sets
-
-tf = require_keras2()
 
 WARMUP_FILE = "tf_serving_warmup_requests"
 

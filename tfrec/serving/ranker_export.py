@@ -13,13 +13,11 @@
 """
 import os
 
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.ranking import indicator_inputs
 from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import checked_request, relaxed_signature
 from tfrec.serving.retrieval import serving_signature
-
-tf = require_keras2()
 NAME = "ranker"
 
 

@@ -29,9 +29,7 @@ evaluates it with the request's real shapes before the asserts run. So the Signa
 declared static shapes with `set_shape` (no op) for the model code. The manifest's "inputs" keep
 the declared shapes.
 """
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 def relaxed_signature(specs):

@@ -22,11 +22,9 @@ ranks, widths, batch sizes or non-finite floats fail with INVALID_ARGUMENT namin
 example_age is clamped to the training range. The SignatureDef declares inputs of unknown shape
 so that every request reaches those checks; `serving_signature` gives the real ones (manifest).
 """
-from tfrec.keras_check import require_keras2
+from tfrec.tf_keras2 import tf
 from tfrec.models.layers import ExampleAgeFeatures
 from tfrec.serving.request_checks import checked_request, relaxed_signature
-
-tf = require_keras2()
 
 NEG_INF = float("-inf")
 # Most watch_history ids one request may carry (all of them are excluded from the results).

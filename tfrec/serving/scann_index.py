@@ -11,9 +11,7 @@ import time
 
 import numpy as np
 
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 BRUTE_FORCE_BELOW = 20_000
 

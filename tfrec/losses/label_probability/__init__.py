@@ -4,9 +4,7 @@ An in-batch pool holds the batch's B labels, so a row j is in it B * P(j) times 
 module here is one source, registered under its `candidate_generation.softmax.label_probability`
 name (`tfrec.losses.registry`): a `LabelProbability` layer.
 """
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 class LabelProbability(tf.keras.layers.Layer):

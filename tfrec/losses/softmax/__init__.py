@@ -31,9 +31,7 @@ import dataclasses
 import typing
 
 from tfrec.losses.corrections import LogQCorrection
-from tfrec.keras_check import require_keras2
-
-tf = require_keras2()
+from tfrec.tf_keras2 import tf
 
 
 @dataclasses.dataclass(frozen=True)
