@@ -10,6 +10,7 @@ imported only when its class is asked for.
 import importlib
 import importlib.util
 import pkgutil
+import sys
 
 
 class Registry:
@@ -27,8 +28,11 @@ class Registry:
 
     def names(self):
         """Sorted tuple of the registered names (the package's public module names)."""
-        # find_spec imports the parent packages (tfrec.losses: a docstring), not this one.
-        folders = importlib.util.find_spec(self.package).submodule_search_locations
+        package = sys.modules.get(self.package)
+        if package is not None:  # the live path: a folder appended to it adds its entries
+            folders = package.__path__
+        else:  # find_spec imports the parent packages (docstrings), not this one
+            folders = importlib.util.find_spec(self.package).submodule_search_locations
         return tuple(sorted(m.name for m in pkgutil.iter_modules(folders)
                             if not m.name.startswith("_")))
 
