@@ -66,7 +66,7 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     # The new set is one number for every servable, the next after the first run's.
     assert exported["exports"]["version"] == first["exports"]["version"] + 1 == manifest["version"]
     from tfrec.models.training import evaluate_model, load_model
-    from tfrec.pipeline import load_examples
+    from tfrec.pipeline.stages.examples import load_examples
     from tfrec.stages import StageContext
     ctx = lambda stage: StageContext(exporting, str(tmp_path / "tiny"),  # noqa: E731
                                      str(tmp_path / "tiny" / stage), "", {}, {})
