@@ -7,13 +7,13 @@ An unknown key, a value of the wrong type or out of range, or a broken rule acro
 from tfrec.config.data_checks import check_against_data
 from tfrec.config.errors import ConfigError
 from tfrec.config.loading import load_config, parse_config, to_dict
-from tfrec.config.schema import (RANKING_FEATURES, TOWER_FEATURES, CandidateGenerationConfig,
+from tfrec.config.schema import (RANKING_FEATURES, CandidateGenerationConfig,
                                  DataConfig, EvaluationConfig, ExampleConfig, ExportConfig,
                                  PipelineConfig, RankingConfig, RankingStageConfig,
                                  RetrievedImpressionsConfig, SimulationConfig, SoftmaxConfig,
                                  TrainingConfig, UserTowerConfig)
 
-__all__ = ["RANKING_FEATURES", "TOWER_FEATURES", "CandidateGenerationConfig", "ConfigError",
+__all__ = ["RANKING_FEATURES", "CandidateGenerationConfig", "ConfigError",
            "DataConfig", "EvaluationConfig", "ExampleConfig", "ExportConfig", "PipelineConfig",
            "RankingConfig", "RankingStageConfig", "RetrievedImpressionsConfig",
            "SimulationConfig", "SoftmaxConfig", "TrainingConfig", "UserTowerConfig",

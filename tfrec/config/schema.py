@@ -15,7 +15,6 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-TOWER_FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")
 # The ranker's default feature groups; the choices are the modules of tfrec/features/ranker/.
 RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
 
@@ -25,6 +24,13 @@ def _loss_choices():
     without importing TensorFlow)."""
     from tfrec.losses.registry import loss_names
     return loss_names()
+
+
+def _tower_feature_choices() -> tuple[str, ...]:
+    """tower.features values: the feature modules of tfrec/features/tower/ (the registry lists
+    them without importing TensorFlow)."""
+    from tfrec.features.tower_registry import tower_feature_names
+    return tower_feature_names()
 
 
 def _label_probability_choices():
@@ -96,7 +102,7 @@ def _one_of(choices):
 Names = Annotated[typing.Tuple[str, ...], BeforeValidator(_tuple_from_list)]
 Widths = Annotated[typing.Tuple[Annotated[int, Field(gt=0)], ...],
                    BeforeValidator(_tuple_from_list)]
-TowerFeatures = Annotated[Names, AfterValidator(lambda v: _names_in(v, TOWER_FEATURES))]
+TowerFeatures = Annotated[Names, AfterValidator(lambda v: _names_in(v, _tower_feature_choices()))]
 RankingFeatures = Annotated[Names,
                             AfterValidator(lambda v: _names_in(v, _ranker_feature_choices()))]
 
@@ -197,7 +203,9 @@ class EvaluationConfig(Section):
 
 class UserTowerConfig(Section):
     """Args:
-      features: which of watch_history, search_tokens, demographics, example_age to use.
+      features: the tower features to use: modules of tfrec/features/tower/ (watch_history,
+        search_tokens, demographics, example_age, ...); the tower builds them in the features'
+        own order, whatever the order of this list.
       demographic_columns: the users-table columns used as demographics.
       embedding_dim: video input embedding width (= output width if embeddings are shared).
       search_buckets: hash buckets of search tokens.

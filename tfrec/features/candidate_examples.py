@@ -4,14 +4,17 @@ One example per (user, training watch at position i, time t): the label is that 
 feature comes from before it:
   watches_before  i, the example's cut (`tfrec.features.history`, the one history rule of both
                   stages): a ranking page built from this example gets the same history from it
-  watch_history   the watches at positions < i in the one watch order of the project (time, ties
-                  broken by crc32; `tfrec.features.ordering`), most recent first, at most
-                  `max_history`; so their timestamps are <= t, and a watch in the same second as
-                  the label is history only if the neutral tie rule puts it first (docs/PROTOCOL.md)
-  search_tokens   tokens of the most recent `max_search_queries` searches strictly before t,
-                  most recent query first
   example_age     end of the training window - t, in seconds (0 at serving)
-  demographics    the user's columns of the users table
+  <tower feature columns>  each registered tower feature's columns at the cut, in feature order
+                  (`tfrec.features.tower`), e.g.
+    watch_history   the watches at positions < i in the one watch order of the project (time,
+                    ties broken by crc32; `tfrec.features.ordering`), most recent first, at most
+                    `max_history`; so their timestamps are <= t, and a watch in the same second
+                    as the label is history only if the neutral tie rule puts it first
+                    (docs/PROTOCOL.md)
+    search_tokens   tokens of the most recent `max_search_queries` searches strictly before t,
+                    most recent query first
+  demographics    the user's columns of the users table (joined by the driver)
 At most `max_examples_per_user` examples per user (a seeded per-user sample) keep heavy users from
 dominating the loss, as the paper does. Held-out next-watch queries (validation, test) are built by
 the same code with example_age = 0, and carry the user's full watch list before the target as
@@ -20,13 +23,17 @@ the same code with example_age = 0, and carry the user's full watch list before 
 `user_candidate_examples` and `user_next_watch_queries` are pure functions of one user's events; the
 local driver `build_candidate_examples` (and later a Beam driver) only slices users and calls them.
 """
+from __future__ import annotations
+
 import dataclasses
 import zlib
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tfrec.features.history import cuts_at_times, rows_before
+from tfrec.config import ExampleConfig
 from tfrec.features.ragged import Ragged, ranges
+from tfrec.features.tower import Column, Cuts, TowerFeature, UserEvents, registered_tower_features
 
 
 @dataclasses.dataclass
@@ -37,35 +44,33 @@ class UserSearches:
     tokens: Ragged
 
     @classmethod
-    def empty(cls, token_dtype=np.int64):
+    def empty(cls, token_dtype: type = np.int64) -> UserSearches:
         return cls(np.zeros(0, np.int64), Ragged(np.zeros(0, token_dtype), np.zeros(0, np.int64)))
 
 
-def _search_tokens_before(searches, query_times, max_queries):
-    """Tokens of the most recent searches strictly before each query time (newest query first)."""
-    if len(searches.timestamps) == 0:
-        return Ragged(searches.tokens.values[:0], np.zeros(len(query_times), np.int64))
-    query_idx, per_row = rows_before(cuts_at_times(searches.timestamps, query_times),
-                                     max_queries)
-    token_lengths = searches.tokens.lengths[query_idx]
-    flat = ranges(searches.tokens.offsets[:-1][query_idx], token_lengths)
-    row_of_query = np.repeat(np.arange(len(query_times)), per_row)
-    lengths = np.bincount(row_of_query, weights=token_lengths, minlength=len(query_times))
-    return Ragged(searches.tokens.values[flat], lengths.astype(np.int64))
+def _features_at(events: UserEvents, positions: np.ndarray, label_times: np.ndarray,
+                 config: ExampleConfig, features: Sequence[TowerFeature]) -> dict[str, Column]:
+    """The cut of the queries at `positions` [m] (`history`), then each tower feature's columns
+    there, in feature order."""
+    cuts = Cuts(np.asarray(positions, np.int64), label_times)
+    columns: dict[str, Column] = {"watches_before": cuts.positions}
+    for feature in features:
+        columns.update(feature.example_columns(events, cuts, config))
+    return columns
 
 
-def _features_at(video_ids, positions, label_times, searches, config):
-    """History features of the queries at `positions` [m] (the labels' cuts, `history`)."""
-    hist_idx, hist_len = rows_before(positions, config.max_history)
-    return {
-        "watches_before": np.asarray(positions, np.int64),
-        "watch_history": Ragged(video_ids[hist_idx], hist_len),
-        "search_tokens": _search_tokens_before(searches, label_times, config.max_search_queries),
-    }
+def _user_events(video_ids: np.ndarray, timestamps: np.ndarray, searches: UserSearches | None,
+                 watch_columns: Mapping[str, np.ndarray] | None) -> UserEvents:
+    watches = {"video_id": video_ids, "timestamp": timestamps, **(watch_columns or {})}
+    return UserEvents(watches, searches or UserSearches.empty())
 
 
-def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_training, config,
-                            searches=None):
+def user_candidate_examples(user_id: str, video_ids: np.ndarray, timestamps: np.ndarray,
+                            num_train: int, end_of_training: int, config: ExampleConfig,
+                            searches: UserSearches | None = None,
+                            watch_columns: Mapping[str, np.ndarray] | None = None,
+                            features: Sequence[TowerFeature] | None = None
+                            ) -> dict[str, Column]:
     """Training examples of one user (pure: same inputs, same outputs).
 
     Args:
@@ -76,11 +81,14 @@ def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_tr
       end_of_training: int64 seconds, the end of the training window.
       config: ExampleConfig.
       searches: UserSearches or None.
+      watch_columns: {column: [n]} the watches' other columns (watch_time, ...), or None.
+      features: the tower features whose columns to make (default: every registered one).
     Returns:
       dict of label [m], timestamp [m] int64, example_age [m] int64 seconds, watches_before [m]
-      int64 (the label's position), and Ragged watch_history / search_tokens with m rows.
+      int64 (the label's position), then each feature's columns with m rows (Ragged
+      watch_history / search_tokens, ...).
     """
-    searches = searches or UserSearches.empty()
+    events = _user_events(video_ids, timestamps, searches, watch_columns)
     positions = np.arange(min(config.min_history, num_train), num_train)
     cap = config.max_examples_per_user
     if cap and len(positions) > cap:
@@ -91,29 +99,36 @@ def user_candidate_examples(user_id, video_ids, timestamps, num_train, end_of_tr
         "label": video_ids[positions],
         "timestamp": label_times,
         "example_age": end_of_training - label_times,
-        **_features_at(video_ids, positions, label_times, searches, config),
+        **_features_at(events, positions, label_times, config,
+                       registered_tower_features() if features is None else features),
     }
 
 
-def user_next_watch_queries(video_ids, timestamps, target_positions, config, searches=None):
+def user_next_watch_queries(video_ids: np.ndarray, timestamps: np.ndarray,
+                            target_positions: np.ndarray, config: ExampleConfig,
+                            searches: UserSearches | None = None,
+                            watch_columns: Mapping[str, np.ndarray] | None = None,
+                            features: Sequence[TowerFeature] | None = None
+                            ) -> dict[str, Column]:
     """Held-out next-watch queries of one user (pure).
 
     Args:
-      video_ids, timestamps: [n] as in `user_candidate_examples`.
+      video_ids, timestamps, searches, watch_columns, features: as in `user_candidate_examples`.
       target_positions: [m] positions of the held-out targets.
     Returns:
       dict of label [m], timestamp [m], example_age [m] (zeros: serving-time queries),
-      watches_before [m] (= target_positions), Ragged watch_history / search_tokens, and Ragged
-      exclusions: every watch before the target.
+      watches_before [m] (= target_positions), each feature's columns, and Ragged exclusions:
+      every watch before the target.
     """
-    searches = searches or UserSearches.empty()
+    events = _user_events(video_ids, timestamps, searches, watch_columns)
     target_positions = np.asarray(target_positions, dtype=np.int64)
     label_times = timestamps[target_positions]
     return {
         "label": video_ids[target_positions],
         "timestamp": label_times,
         "example_age": np.zeros(len(target_positions), np.int64),
-        **_features_at(video_ids, target_positions, label_times, searches, config),
+        **_features_at(events, target_positions, label_times, config,
+                       registered_tower_features() if features is None else features),
         "exclusions": Ragged(video_ids[ranges(np.zeros_like(target_positions), target_positions)],
                              target_positions),
     }

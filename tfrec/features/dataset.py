@@ -10,29 +10,69 @@ Features of one batch (B = batch size; padding value "" and a boolean mask):
   user_id, video_id   [B] string; video_id is the label (the watch to predict), or for ranking
                       examples (no label column) the impressed video
   <numeric column>    [B] float32 (ranking features and labels: clicked, watch_time, ...)
+A tower feature's column is padded and typed as its `TowerInput` declares (`tfrec.features.tower`):
+a ragged column to the width of its UserTowerConfig field, with its mask.
 """
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+
 import numpy as np
 
+from tfrec.features.example_set import ExampleSet
 from tfrec.features.ragged import Ragged
+from tfrec.features.tower import TowerInput, declared_inputs
 from tfrec.keras_check import require_keras2
+
+if typing.TYPE_CHECKING:
+    from tfrec.config import UserTowerConfig
 
 # watches_before is a query's cut in its user's watches (`tfrec.features.history`): bookkeeping
 # that ties a ranking page to its next-watch example, not a model input.
 NON_FEATURE_COLUMNS = ("label", "timestamp", "exclusions", "watches_before")
 
 
-def padded_features(examples, max_history, max_search_tokens):
-    """numpy feature dict (see module docstring) of an ExampleSet."""
+def input_widths(tower: UserTowerConfig) -> dict[str, int]:
+    """{UserTowerConfig field: width} of every registered feature's ragged inputs, for
+    `padded_features(examples, **input_widths(tower))`."""
+    return {i.width: int(getattr(tower, i.width)) for i in declared_inputs().values()
+            if i.width is not None}
+
+
+def _padded_width(name: str, spec: TowerInput | None, widths: Mapping[str, int]) -> int:
+    """The width of ragged column `name`: its tower input's (`spec`) width field, else
+    `widths[name]`."""
+    key = spec.width if spec is not None and spec.width is not None else name
+    if key not in widths:
+        raise ValueError(f"ragged column {name!r} needs a width: pass {key}= (a tower feature "
+                         "declares the widths of its columns as UserTowerConfig fields)")
+    return int(widths[key])
+
+
+def padded_features(examples: ExampleSet, max_history: int, max_search_tokens: int,
+                    **widths: int) -> dict[str, np.ndarray]:
+    """numpy feature dict (see module docstring) of an ExampleSet.
+
+    Args:
+      examples: ExampleSet.
+      max_history, max_search_tokens, **widths: {UserTowerConfig field: width} of the ragged
+        columns (a tower feature's `TowerInput.width`; `input_widths(tower)` gives them all), or
+        {column: width} for a ragged column no tower feature declares.
+    """
+    widths = {"max_history": max_history, "max_search_tokens": max_search_tokens, **widths}
+    declared = declared_inputs()
     features = {}
     for name, col in examples.columns.items():
         if name in NON_FEATURE_COLUMNS:
             continue
+        spec = declared.get(name)
         if isinstance(col, Ragged):
-            width = max_history if name == "watch_history" else max_search_tokens
-            padded = col.map_values(lambda v: v.astype(str).astype(object)).to_padded(width, "")
+            padded = col.map_values(lambda v: v.astype(str).astype(object)).to_padded(
+                _padded_width(name, spec, widths), "")
             features[name] = padded
             features[f"{name}_mask"] = padded != ""
-        elif name == "example_age" or col.dtype.kind in "biuf":
+        elif (spec is not None and spec.dtype == "float32") or col.dtype.kind in "biuf":
             features[name] = col.astype(np.float32)
         else:
             features[name] = col.astype(str).astype(object)
@@ -41,8 +81,9 @@ def padded_features(examples, max_history, max_search_tokens):
     return features
 
 
-def candidate_dataset(examples, batch_size, max_history=50, max_search_tokens=64, shuffle_seed=None,
-                      drop_remainder=False):
+def candidate_dataset(examples: ExampleSet, batch_size: int, max_history: int = 50,
+                      max_search_tokens: int = 64, shuffle_seed: int | None = None,
+                      drop_remainder: bool = False, **widths: int) -> typing.Any:
     """A batched, prefetched tf.data.Dataset of feature dicts.
 
     Args:
@@ -50,9 +91,12 @@ def candidate_dataset(examples, batch_size, max_history=50, max_search_tokens=64
       batch_size: examples per batch.
       shuffle_seed: shuffle every epoch (reproducibly) when not None.
       drop_remainder: drop the last partial batch (training: keeps the loss scale fixed).
+      max_history, max_search_tokens, **widths: as in `padded_features`.
+    Returns:
+      tf.data.Dataset.
     """
     tf = require_keras2()
-    features = padded_features(examples, max_history, max_search_tokens)
+    features = padded_features(examples, max_history, max_search_tokens, **widths)
     ds = tf.data.Dataset.from_tensor_slices(features)
     if shuffle_seed is not None:
         ds = ds.shuffle(len(examples), seed=shuffle_seed, reshuffle_each_iteration=True)
@@ -70,20 +114,22 @@ class EpochBatches:
     Args:
       examples: ExampleSet (training examples).
       batch_size: examples per batch; the last partial batch is dropped (fixed loss scale).
-      max_history, max_search_tokens: input widths.
+      max_history, max_search_tokens, **widths: input widths, as in `padded_features`.
       seed: int.
     """
 
-    def __init__(self, examples, batch_size, max_history=50, max_search_tokens=64, seed=0):
+    def __init__(self, examples: ExampleSet, batch_size: int, max_history: int = 50,
+                 max_search_tokens: int = 64, seed: int = 0, **widths: int) -> None:
         tf = require_keras2()
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.size = len(examples)
         self.steps = self.size // self.batch_size
         self.features = {name: tf.constant(values) for name, values in
-                         padded_features(examples, max_history, max_search_tokens).items()}
+                         padded_features(examples, max_history, max_search_tokens,
+                                         **widths).items()}
 
-    def epoch(self, epoch):
+    def epoch(self, epoch: int) -> typing.Any:
         """tf.data.Dataset of the `steps` feature-dict batches of epoch `epoch` (1-based)."""
         tf = require_keras2()
         order = np.random.default_rng([self.seed, epoch]).permutation(self.size)

@@ -2,23 +2,31 @@
 
 It orders and splits watches, encodes ids as integer codes for speed, slices each user's events and
 calls the pure per-user functions of `tfrec.features.candidate_examples`, then decodes the codes
-back to string ids and joins demographics. A Beam driver would do the same slicing per user.
+back to string ids (each tower feature's `CODES` say which vocabulary) and joins the features'
+per-user columns (demographics). A Beam driver would do the same slicing per user.
 """
+from __future__ import annotations
+
 import dataclasses
 import typing
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from tfrec.config import ExampleConfig
+from tfrec.config import EvaluationConfig, ExampleConfig
 from tfrec.data.errors import DataError
 from tfrec.features.candidate_examples import (UserSearches, user_candidate_examples,
                                                user_next_watch_queries)
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged
+from tfrec.features.tower import Column, TowerFeature, registered_tower_features
 from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, next_watch_roles,
                                   time_split_roles, time_windows, user_bounds)
+
+if typing.TYPE_CHECKING:
+    from tfrec.data.schema import EventTables
 
 
 @dataclasses.dataclass
@@ -46,17 +54,17 @@ class CandidateExamples:
     windows: typing.Optional[TimeWindows] = None
     window_queries: typing.Optional[dict] = None
 
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation),
                 "test": len(self.test)}
 
 
-def tokenize_query(query):
+def tokenize_query(query: object) -> list[str]:
     """Search query -> tokens: lower-cased, split on whitespace."""
     return str(query).lower().split()
 
 
-def _encode_searches(searches):
+def _encode_searches(searches: pd.DataFrame) -> tuple[dict[str, UserSearches], np.ndarray]:
     """Per-user UserSearches with token codes, and the token vocabulary."""
     if len(searches) == 0:
         return {}, np.zeros(0, dtype=object)
@@ -77,36 +85,48 @@ def _encode_searches(searches):
     return out, np.asarray(vocab, dtype=object)
 
 
-def _decode(columns, video_vocab, token_vocab, users, demographics):
-    """Codes -> string ids; demographics joined by user."""
-    out = {}
-    for name, col in columns.items():
-        if name in ("label",):
-            out[name] = video_vocab[col]
-        elif name in ("watch_history", "exclusions"):
-            out[name] = col.map_values(lambda v: video_vocab[v])
-        elif name == "search_tokens":
-            out[name] = col.map_values(lambda v: token_vocab[v])
-        else:
-            out[name] = col
-    rows = users.index.get_indexer(out["user_id"])
-    for col in demographics:
-        out[col] = users[col].to_numpy(dtype=object)[rows]
+# The example columns of every example set that hold video codes, whatever the features.
+VIDEO_CODE_COLUMNS = ("label", "exclusions")
+
+
+def _decoded(column: Column, vocabulary: np.ndarray) -> Column:
+    """Integer codes -> the vocabulary's ids (a Ragged's values, or an array)."""
+    if isinstance(column, Ragged):
+        return column.map_values(lambda v: vocabulary[v])
+    return vocabulary[column]
+
+
+def _decode(columns: Mapping[str, Column], vocabularies: Mapping[str, np.ndarray],
+            users: pd.DataFrame, features: Sequence[TowerFeature]) -> ExampleSet:
+    """Codes -> string ids (by the vocabulary each column's feature names); then each feature's
+    columns joined by user (demographics)."""
+    codes = {name: "video_id" for name in VIDEO_CODE_COLUMNS}
+    for feature in features:
+        codes.update(feature.CODES)
+    out = {name: col if name not in codes else _decoded(col, vocabularies[codes[name]])
+           for name, col in columns.items()}
+    user_ids = out["user_id"]
+    assert isinstance(user_ids, np.ndarray)  # one id per example, never ragged
+    for feature in features:
+        out.update(feature.user_columns(users, user_ids))
     return ExampleSet(out)
 
 
-def build_candidate_examples(events, config=ExampleConfig(), progress=None, protocol=None):
+def build_candidate_examples(events: EventTables, config: ExampleConfig | None = None,
+                             progress: Callable[[int, int], None] | None = None,
+                             protocol: EvaluationConfig | None = None) -> CandidateExamples:
     """All candidate-generation examples and held-out queries of a validated EventTables.
 
     Args:
       events: tfrec.data.schema.EventTables.
-      config: ExampleConfig.
+      config: ExampleConfig (None: the defaults).
       protocol: None or EvaluationConfig-like with `protocol` ("p1" or "p3"),
         `p3_window_days` and `p3_window_share` (`tfrec.features.split.time_windows`).
       progress: optional callable(done_users, total_users), called now and then.
     Returns:
-      CandidateExamples.
+      CandidateExamples, with the columns of every registered tower feature.
     """
+    config = config or ExampleConfig.model_validate({})  # the defaults
     if len(events.watches) == 0:
         raise DataError(events.sources.get("watches", "watches"), "no watches to build examples")
     watches = order_watches(events.watches)
@@ -133,9 +153,15 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None, prot
     times = watches["timestamp"].to_numpy(np.int64)
     user_ids = watches["user_id"].to_numpy()
     searches, token_vocab = _encode_searches(events.searches)
+    features = registered_tower_features()
+    # The watches' other columns (watch_time, ...), sliced per user like the ids and times.
+    other_columns = {c: watches[c].to_numpy() for c in watches.columns
+                     if c not in ("user_id", "video_id", "timestamp")}
 
-    train_parts, eval_parts = [], {VALIDATION: [], TEST: []}
-    window_parts = {"validation_window": [], "test_window": []}
+    train_parts: list[dict[str, Column]] = []
+    eval_parts: dict[int, list[dict[str, Column]]] = {VALIDATION: [], TEST: []}
+    window_parts: dict[str, list[dict[str, Column]]] = {"validation_window": [],
+                                                        "test_window": []}
     if windows is not None:
         in_window = {"validation_window": (times >= windows.validation_start)
                      & (times < windows.test_start),
@@ -144,15 +170,17 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None, prot
     for i, (start, end) in enumerate(zip(starts, ends)):
         user = user_ids[start]
         v, t, r = codes[start:end], times[start:end], roles[start:end]
+        w = {c: values[start:end] for c, values in other_columns.items()}
         user_searches = searches.get(user)
         num_train = int((r == TRAIN).sum())
-        ex = user_candidate_examples(user, v, t, num_train, end_of_training, config, user_searches)
+        ex = user_candidate_examples(user, v, t, num_train, end_of_training, config, user_searches,
+                                     w, features)
         ex["user_id"] = np.full(len(ex["label"]), user, dtype=object)
         train_parts.append(ex)
         for role in (VALIDATION, TEST):
             pos = np.flatnonzero(r == role)
             if len(pos):
-                q = user_next_watch_queries(v, t, pos, config, user_searches)
+                q = user_next_watch_queries(v, t, pos, config, user_searches, w, features)
                 q["user_id"] = np.full(len(pos), user, dtype=object)
                 eval_parts[role].append(q)
         if windows is not None:
@@ -160,7 +188,7 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None, prot
                 pos = np.flatnonzero(mask[start:end])
                 pos = pos[pos > 0]  # a page needs an earlier watch
                 if len(pos):
-                    q = user_next_watch_queries(v, t, pos, config, user_searches)
+                    q = user_next_watch_queries(v, t, pos, config, user_searches, w, features)
                     q["user_id"] = np.full(len(pos), user, dtype=object)
                     window_parts[name].append(q)
         if progress and (i % 1000 == 0 or i == len(starts) - 1):
@@ -171,9 +199,10 @@ def build_candidate_examples(events, config=ExampleConfig(), progress=None, prot
                         f"no training examples: no user has more than examples.min_history="
                         f"{config.min_history} training watches")
     users = events.users.set_index("user_id")
-    demographics = [c for c in users.columns]
-    decode = lambda parts: _decode(ExampleSet.concat(parts).columns, video_vocab,  # noqa: E731
-                                   token_vocab, users, demographics)
+    vocabularies = {"video_id": video_vocab, "search_token": token_vocab}
+
+    def decode(parts: list[dict[str, Column]]) -> ExampleSet:
+        return _decode(ExampleSet.concat(parts).columns, vocabularies, users, features)
     return CandidateExamples(
         train=decode(train_parts),
         validation=decode(eval_parts[VALIDATION]),

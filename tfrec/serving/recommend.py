@@ -1,54 +1,63 @@
 """`tfrec recommend`: a user's top-k from the exported SavedModels alone (no model code).
 
 The models are those of the version set models.config serves (`tfrec versions`), so a rollback
-there is a rollback here. The request is built the way a front end would: the user's watches so far (most recent first,
-at most the exported history width), demographics, example_age 0. The events come from the run
-that exported the model (its manifest names the folder), or from --events.
+there is a rollback here. The request is built the way a front end would, each input by its tower
+feature (`TowerFeature.request`, `tfrec.features.tower`): the user's watches so far (most recent
+first, at most the exported history width), demographics, example_age 0, ... The events come from
+the run that exported the model (its manifest names the folder), or from --events.
 """
+from __future__ import annotations
+
 import json
 import os
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tfrec.data.schema import read_events, read_parquet_file
 from tfrec.features.ordering import order_watches
+from tfrec.features.tower import (RequestSpec, ServingUser, registered_tower_features,
+                                  watched_inputs)
 from tfrec.keras_check import require_keras2
 from tfrec.serving.version_sets import served_path
 
 
-def user_request(events_dir, user_id, signature_inputs, max_history=None):
+def user_request(events_dir: str, user_id: str, signature_inputs: Mapping[str, RequestSpec],
+                 max_history: int | None = None) -> tuple[dict[str, np.ndarray], list[str]]:
     """{input name: [1, ...] numpy} for one user, and the user's recent watches (newest first).
 
-    A `watch_history` declared of any width gets the user's whole watch list, newest first (at
-    most `max_history`, the export's limit): the servable excludes all of it."""
+    Each input is filled by the tower feature that declares it. A watched-id input
+    (watch_history) declared of any width gets the user's whole watch list, newest first (at
+    most `max_history`, the export's limit): the servable excludes all of it.
+    Raises ValueError naming the inputs no registered tower feature fills."""
     watches = read_parquet_file(os.path.join(events_dir, "watches.parquet"))
     users = read_parquet_file(os.path.join(events_dir, "users.parquet")).set_index("user_id")
     if user_id not in users.index:
         raise KeyError(f"user {user_id!r} is not in {events_dir}/users.parquet")
-    mine = order_watches(watches[watches["user_id"] == user_id])["video_id"].to_numpy()[::-1]
-    request = {}
-    for name, spec in signature_inputs.items():
-        if name == "watch_history":
-            width = spec["shape"][1] or max(1, min(len(mine), max_history or len(mine)))
-            row = list(mine[:width]) + [""] * max(0, width - len(mine))
-            request[name] = np.array([row], dtype=object)
-        elif name == "search_tokens":
-            request[name] = np.array([[""] * spec["shape"][1]], dtype=object)
-        elif name == "example_age":
-            request[name] = np.zeros(1, np.float32)
-        else:
-            request[name] = np.array([str(users.loc[user_id, name])], dtype=object)
-    return request, list(mine)
+    mine = order_watches(watches[watches["user_id"] == user_id]).reset_index(drop=True)
+    user = ServingUser(user_id, mine, users.loc[user_id], max_history)
+    filled: dict[str, np.ndarray] = {}
+    for feature in registered_tower_features():
+        remaining = {n: s for n, s in signature_inputs.items() if n not in filled}
+        filled.update(feature.request(remaining, user))
+    unfilled = [n for n in signature_inputs if n not in filled]
+    if unfilled:
+        raise ValueError(f"no tower feature fills the request input(s) {unfilled} (the "
+                         f"export's manifest declares them; is a feature module missing from "
+                         "tfrec/features/tower/?)")
+    return ({n: filled[n] for n in signature_inputs},
+            [str(v) for v in mine["video_id"].to_numpy()[::-1]])
 
 
-def check_k(k):
+def check_k(k: object) -> None:
     """k must be a whole number >= 1 (a negative k would slice from the end of the list)."""
     if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
         raise ValueError(f"k must be an integer >= 1, got {k!r}")
 
 
-def k_note(k, manifest, shown):
+def k_note(k: int, manifest: Mapping[str, Any], shown: int) -> str | None:
     """The one-line note when k is above what the export returns (its manifest's "k"), else None.
 
     The retrieval export answers a fixed k; asking for more shows what there is, said aloud.
@@ -59,7 +68,9 @@ def k_note(k, manifest, shown):
     return f"-k {k} is above the export's k={export_k}; showing {shown}"
 
 
-def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events_dir=None):
+def recommend(saved_models: str, user_id: object, k: int | None = 10,
+              model: str = "retrieval_brute_force", events_dir: str | None = None
+              ) -> tuple[list[str], list[tuple[str, float]], dict[str, Any]]:
     """Returns (recent watches, [(video_id, score)] (at most k; all the export returns when k is
     None), manifest) for a user, from the SavedModel only."""
     check_k(k)
@@ -71,9 +82,10 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
         import scann  # noqa: F401  (registers the ScaNN ops the SavedModel needs)
     request, recent = user_request(events_dir or manifest["events_dir"], str(user_id),
                                    manifest["inputs"], manifest.get("max_request_history"))
-    # Everything the user has watched is excluded: what the history input cannot carry goes
+    # Everything the user has watched is excluded: what the watched-id inputs cannot carry goes
     # to the exclude_watched signature's extra ids.
-    beyond = recent[request["watch_history"].shape[1]:] if "watch_history" in request else recent
+    carried = max((request[n].shape[1] for n in watched_inputs(request)), default=0)
+    beyond = recent[carried:]
     signature = "serving_default"
     if beyond:
         request["exclude_ids"] = np.array([beyond], dtype=object)
@@ -86,7 +98,8 @@ def recommend(saved_models, user_id, k=10, model="retrieval_brute_force", events
     return recent, recs, manifest
 
 
-def rerank(saved_models, events_dir, user_id, candidates, k=10):
+def rerank(saved_models: str, events_dir: str, user_id: object,
+           candidates: Sequence[tuple[str, float]], k: int = 10) -> list[tuple[str, float]]:
     """Re-rank retrieved (video_id, retrieval score) pairs by the exported ranker.
 
     The ranker's features are built for the candidates as impressions of one page shown now (one
@@ -120,14 +133,16 @@ def rerank(saved_models, events_dir, user_id, candidates, k=10):
     return [(str(examples["video_id"][i]), float(scores[i])) for i in order]
 
 
-def titles(events_dir):
+def titles(events_dir: str) -> dict[str, str]:
     videos = read_parquet_file(os.path.join(events_dir, "videos.parquet"))
     if "title" not in videos.columns:
         return {}
     return dict(zip(videos["video_id"], videos["title"]))
 
 
-def format_recommendations(user_id, recent, recs, names, shown_history=5):
+def format_recommendations(user_id: object, recent: Sequence[str],
+                           recs: Sequence[tuple[str, float]], names: Mapping[str, str],
+                           shown_history: int = 5) -> str:
     name = lambda v: f"{names.get(v, '')} [{v}]".strip()  # noqa: E731
     lines = [f"user {user_id}: {len(recent)} watches; most recent:"]
     lines += [f"  {name(v)}" for v in recent[:shown_history]]

@@ -29,10 +29,19 @@ evaluates it with the request's real shapes before the asserts run. So the Signa
 declared static shapes with `set_shape` (no op) for the model code. The manifest's "inputs" keep
 the declared shapes.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
 from tfrec.tf_keras2 import tf
 
+# TensorFlow ships no type information: tensors, specs and shapes are Any to the checker.
+Tensor = Any
+Specs = Mapping[str, Any]
 
-def relaxed_signature(specs):
+
+def relaxed_signature(specs: Specs) -> dict[str, Any]:
     """{name: TensorSpec of unknown shape, same dtype and name}: every request reaches the checks.
 
     Args:
@@ -42,26 +51,26 @@ def relaxed_signature(specs):
             for name, spec in specs.items()}
 
 
-def describe_shape(shape):
+def describe_shape(shape: Any) -> str:
     """"[batch, 50]" for TensorShape [None, 50]; unknown trailing dimensions print as n."""
     dims = ["n" if d is None else str(d) for d in shape.as_list()[1:]]
     return "[" + ", ".join(["batch", *dims]) + "]"
 
 
-def _assert(condition, template, *values):
+def _assert(condition: Tensor, template: str, *values: Tensor) -> Tensor:
     """An Assert whose message is `template` with `values` formatted in ("{}" placeholders)."""
     message = tf.strings.format(template, values) if values else tf.constant(template)
     return tf.debugging.Assert(condition, [message])
 
 
-def _rank_checks(features, specs):
+def _rank_checks(features: Mapping[str, Tensor], specs: Specs) -> list[Tensor]:
     return [_assert(tf.equal(tf.rank(features[n]), s.shape.rank),
                     f"{n} must have rank {s.shape.rank} ({describe_shape(s.shape)}), got rank {{}}",
                     tf.rank(features[n]))
             for n, s in specs.items()]
 
 
-def _trailing_dimension_checks(features, specs):
+def _trailing_dimension_checks(features: Mapping[str, Tensor], specs: Specs) -> list[Tensor]:
     checks = []
     for name, spec in specs.items():
         known = [(i, d) for i, d in enumerate(spec.shape.as_list()) if i and d is not None]
@@ -73,7 +82,7 @@ def _trailing_dimension_checks(features, specs):
     return checks
 
 
-def _batch_checks(features, specs):
+def _batch_checks(features: Mapping[str, Tensor], specs: Specs) -> list[Tensor]:
     first, *others = list(specs)
     batch = tf.shape(features[first])[0]
     return [_assert(tf.equal(tf.shape(features[n])[0], batch),
@@ -82,7 +91,7 @@ def _batch_checks(features, specs):
             for n in others]
 
 
-def _finite_checks(features, specs):
+def _finite_checks(features: Mapping[str, Tensor], specs: Specs) -> list[Tensor]:
     checks = []
     for name, spec in specs.items():
         if spec.dtype.is_floating:
@@ -94,7 +103,7 @@ def _finite_checks(features, specs):
     return checks
 
 
-def _width_checks(features, max_widths):
+def _width_checks(features: Mapping[str, Tensor], max_widths: Mapping[str, int]) -> list[Tensor]:
     return [_assert(tf.shape(features[n])[1] <= width,
                     f"{n} has {{}} ids, more than the {width} a request may carry",
                     tf.shape(features[n])[1])
@@ -102,10 +111,14 @@ def _width_checks(features, max_widths):
 
 
 # Each stage assumes the ones before it passed (e.g. shapes are compared only at the right rank).
-STAGES = (_rank_checks, _trailing_dimension_checks, _batch_checks, _finite_checks)
+Stage = Callable[[Mapping[str, Tensor], Specs], list[Tensor]]
+STAGES: tuple[Stage, ...] = (_rank_checks, _trailing_dimension_checks, _batch_checks,
+                             _finite_checks)
 
 
-def checked_request(features, specs, clip=None, max_widths=None):
+def checked_request(features: Mapping[str, Tensor], specs: Specs,
+                    clip: Mapping[str, tuple[float, float]] | None = None,
+                    max_widths: Mapping[str, int] | None = None) -> dict[str, Tensor]:
     """The request's inputs after the checks (module docstring), with static shapes, clamped.
 
     Call inside the serving tf.function, on the tensors of a `relaxed_signature`.
@@ -123,8 +136,11 @@ def checked_request(features, specs, clip=None, max_widths=None):
       tf.errors.InvalidArgumentError naming the first input found wrong.
     """
     features = {name: features[name] for name in specs}
-    checks = []
-    stages = STAGES + ((lambda f, _: _width_checks(f, max_widths)),) if max_widths else STAGES
+    checks: list[Tensor] = []
+    stages = STAGES
+    if max_widths:
+        widths = max_widths
+        stages = STAGES + ((lambda f, _: _width_checks(f, widths)),)
     for stage in stages:
         with tf.control_dependencies(checks):
             checks = checks + stage(features, specs)

@@ -6,7 +6,8 @@ TensorFlow ops only, so stock TF Serving can serve it. `ScannRetrieval` asks a S
 watch history: brute force exactly (their scores are set to -inf), ScaNN by fetching
 k + (history width) neighbours and dropping the watched ones.
 
-`watch_history` [B, W] (newest first, "" padding) may be of any width W up to
+An input of watched video ids (a tower feature's `TowerInput` with `watched`, e.g.
+`watch_history` [B, W], newest first, "" padding) may be of any width W up to
 MAX_REQUEST_HISTORY: the user tower reads its newest `max_history` ids (cut, or ""-padded when
 W is smaller, exactly as training built its histories), and the exclusion covers all W. So a
 front end sends the user's whole watch list (up to that maximum) and never gets a watched video
@@ -19,64 +20,65 @@ trailing results with score -inf.
 
 Requests are checked in-graph before anything else (`tfrec.serving.request_checks`): wrong
 ranks, widths, batch sizes or non-finite floats fail with INVALID_ARGUMENT naming the input;
-example_age is clamped to the training range. The SignatureDef declares inputs of unknown shape
-so that every request reaches those checks; `serving_signature` gives the real ones (manifest).
+float inputs are clamped to the ranges their tower features declare (example_age: the training
+range). The SignatureDef declares inputs of unknown shape so that every request reaches those
+checks; `serving_signature` gives the real ones (manifest).
 """
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from tfrec.features.tower import Tensor, registered_tower_features, watched_inputs
 from tfrec.tf_keras2 import tf
-from tfrec.models.layers import ExampleAgeFeatures
 from tfrec.serving.request_checks import checked_request, relaxed_signature
 
 NEG_INF = float("-inf")
-# Most watch_history ids one request may carry (all of them are excluded from the results).
+# Most watched ids (watch_history) one request may carry (all are excluded from the results).
 MAX_REQUEST_HISTORY = 1000
 EXCLUDE_IDS = tf.TensorSpec([None, None], tf.string, name="exclude_ids")
 
 
-def serving_signature(model):
+def serving_signature(model: Any) -> dict[str, Any]:
     """{name: tf.TensorSpec} of a Keras model's named inputs, batch dimension None: the declared
     request shapes (the manifest's "inputs"; the signatures accept any shape and check these)."""
     return {name: tf.TensorSpec([None, *tensor.shape[1:]], tensor.dtype, name=name)
             for name, tensor in model.input.items()}
 
 
-def request_signature(user_tower):
+def request_signature(user_tower: Any) -> dict[str, Any]:
     """{name: tf.TensorSpec}: the declared request (the manifest's "inputs"): the user tower's
-    inputs, with `watch_history` of any width [None, None] (at most MAX_REQUEST_HISTORY)."""
+    inputs, its watched-id inputs of any width [None, None] (at most MAX_REQUEST_HISTORY)."""
     specs = serving_signature(user_tower)
-    if "watch_history" in specs:
-        specs["watch_history"] = tf.TensorSpec([None, None], tf.string, name="watch_history")
+    for name in watched_inputs(specs):
+        specs[name] = tf.TensorSpec([None, None], specs[name].dtype, name=name)
     return specs
 
 
-def tower_width(user_tower):
-    """The history width the user tower reads (its `watch_history` input's)."""
-    return int(user_tower.input["watch_history"].shape[1])
+def tower_width(user_tower: Any, name: str) -> int:
+    """The width the user tower reads of its [B, W] input `name` (e.g. its history width)."""
+    return int(user_tower.input[name].shape[1])
 
 
-def user_input_ranges(user_tower):
-    """{"example_age": (0, the largest training example age)} when the tower takes it.
-
-    Training ages lie in [0, max] (end of the training window - t) and the tower feeds
-    [age / max, (age / max)^2]: outside that range the quadratic is extrapolated, and an age of
-    -1e30 drives the ReLU tower to NaN or all-zero vectors. Negative ages are clamped to 0 too:
-    the paper allows "slightly negative" serving ages, but this tower never saw one in training,
-    and 0 already asks for the end of the training window.
-    """
-    layers = [layer for layer in user_tower.layers if isinstance(layer, ExampleAgeFeatures)]
-    if "example_age" not in user_tower.input or not layers:
-        return {}
-    return {"example_age": (0.0, max(layers[0].scale_seconds, 0.0))}
+def user_input_ranges(user_tower: Any) -> dict[str, tuple[float, float]]:
+    """{input: (low, high)} the serving request's floats are clamped to: each tower feature's
+    `input_ranges` (example_age: (0, the largest training example age) when the tower takes
+    it)."""
+    return {name: bounds for feature in registered_tower_features()
+            for name, bounds in feature.input_ranges(user_tower).items()}
 
 
-def checked_user_request(user_tower, features, extra_specs=None):
+def checked_user_request(user_tower: Any, features: Mapping[str, Tensor],
+                         extra_specs: Mapping[str, Any] | None = None) -> dict[str, Tensor]:
     """The user tower's inputs (and `extra_specs`' ones, e.g. exclude_ids) after the request
-    checks, example_age clamped; {name: tensor} with the declared static shapes."""
+    checks, floats clamped (`user_input_ranges`); {name: tensor} with the declared static
+    shapes."""
     specs = {**request_signature(user_tower), **(extra_specs or {})}
-    widths = {"watch_history": MAX_REQUEST_HISTORY} if "watch_history" in specs else None
+    widths = {name: MAX_REQUEST_HISTORY for name in watched_inputs(specs)} or None
     return checked_request(features, specs, user_input_ranges(user_tower), widths)
 
 
-def _fit_width(ids, width):
+def _fit_width(ids: Tensor, width: int) -> Tensor:
     """[B, W] string ids -> [B, width]: the first `width` columns, "" padding when W < width."""
     ids = ids[:, :width]
     ids = tf.pad(ids, [[0, 0], [0, width - tf.shape(ids)[1]]], constant_values="")
@@ -84,12 +86,12 @@ def _fit_width(ids, width):
     return ids
 
 
-def query_vectors(user_tower, features, with_bias):
+def query_vectors(user_tower: Any, features: Mapping[str, Tensor], with_bias: bool) -> Tensor:
     """u [B, d] (with a 1 appended when the candidate table carries a bias column); a
-    `watch_history` of any width is cut or padded to the tower's."""
+    watched-id input (watch_history) of any width is cut or padded to the tower's."""
     inputs = {name: features[name] for name in user_tower.input}
-    if "watch_history" in inputs:
-        inputs["watch_history"] = _fit_width(inputs["watch_history"], tower_width(user_tower))
+    for name in watched_inputs(inputs):
+        inputs[name] = _fit_width(inputs[name], tower_width(user_tower, name))
     u = user_tower(inputs, training=False)
     if with_bias:
         u = tf.concat([u, tf.ones_like(u[:, :1])], axis=1)
@@ -97,7 +99,8 @@ def query_vectors(user_tower, features, with_bias):
 
 
 class _Retrieval(tf.Module):
-    def __init__(self, user_tower, video_ids, table, k, with_bias, name=None):
+    def __init__(self, user_tower: Any, video_ids: Any, table: Any, k: int, with_bias: bool,
+                 name: str | None = None) -> None:
         super().__init__(name=name)
         self.user_tower = user_tower
         self.k = int(k)
@@ -110,32 +113,39 @@ class _Retrieval(tf.Module):
                                                 tf.range(len(video_ids), dtype=tf.int64)), -1)
         self.signature = relaxed_signature(request_signature(user_tower))
 
-    def excluded_rows(self, features, exclude_ids=None):
-        """[B, H + E] table rows never to return (-1 for padding and unknown ids), or None."""
-        parts = [features[name] for name in ("watch_history",) if name in features]
+    def excluded_rows(self, features: Mapping[str, Tensor],
+                      exclude_ids: Tensor | None = None) -> Tensor | None:
+        """[B, H + E] table rows never to return (-1 for padding and unknown ids): the ids of
+        the request's watched-id inputs (watch_history) and `exclude_ids`; or None."""
+        parts = [features[name] for name in watched_inputs(features)]
         if exclude_ids is not None:
             parts.append(exclude_ids)
         if not parts:
             return None
         return self.id_to_row.lookup(tf.concat(parts, axis=1) if len(parts) > 1 else parts[0])
 
-    def _serve(self, features):
+    def _serve(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
         return self._retrieve(checked_user_request(self.user_tower, features), None)
 
-    def _serve_with_exclusions(self, features, exclude_ids):
+    def _serve_with_exclusions(self, features: Mapping[str, Tensor],
+                               exclude_ids: Tensor) -> dict[str, Tensor]:
         checked = checked_user_request(self.user_tower, {**features, "exclude_ids": exclude_ids},
                                        {"exclude_ids": EXCLUDE_IDS})
         exclude_ids = checked.pop("exclude_ids")
         return self._retrieve(checked, exclude_ids)
 
-    def _make_signatures(self):
+    def _retrieve(self, features: Mapping[str, Tensor],
+                  exclude_ids: Tensor | None) -> dict[str, Tensor]:
+        raise NotImplementedError("a retrieval servable must define _retrieve")
+
+    def _make_signatures(self) -> None:
         self.serve = tf.function(self._serve, input_signature=[self.signature])
         self.serve_with_exclusions = tf.function(
             self._serve_with_exclusions,
             input_signature=[self.signature,
                              relaxed_signature({"exclude_ids": EXCLUDE_IDS})["exclude_ids"]])
 
-    def signatures(self):
+    def signatures(self) -> dict[str, Any]:
         return {"serving_default": self.serve, "exclude_watched": self.serve_with_exclusions}
 
 
@@ -149,12 +159,14 @@ class BruteForceRetrieval(_Retrieval):
       with_bias: the last column of `table` is a bias (a 1 is appended to u).
     """
 
-    def __init__(self, user_tower, video_ids, table, k=100, with_bias=False, name=None):
+    def __init__(self, user_tower: Any, video_ids: Any, table: Any, k: int = 100,
+                 with_bias: bool = False, name: str | None = None) -> None:
         super().__init__(user_tower, video_ids, table, k, with_bias, name=name)
         self.table = tf.Variable(tf.constant(table, tf.float32), trainable=False, name="table")
         self._make_signatures()
 
-    def _retrieve(self, features, exclude_ids):
+    def _retrieve(self, features: Mapping[str, Tensor],
+                  exclude_ids: Tensor | None) -> dict[str, Tensor]:
         u = query_vectors(self.user_tower, features, self.with_bias)
         scores = tf.matmul(u, self.table, transpose_b=True)  # [B, V]
         rows = self.excluded_rows(features, exclude_ids)
@@ -178,25 +190,27 @@ class ScannRetrieval(_Retrieval):
       searcher_module: `scann_ops.builder(...).build().serialize_to_module()`.
       search_kwargs: ScaNN search-time parameters (leaves_to_search, pre_reorder_num_neighbors).
       others as BruteForceRetrieval.
-    k + (the request's history width + exclude_ids width) neighbours are fetched, so k remain
+    k + (the request's watched-id widths + exclude_ids width) neighbours are fetched, so k remain
     after the exclusions.
     """
 
-    def __init__(self, user_tower, video_ids, searcher_module, k=100, with_bias=False,
-                 search_kwargs=None, name=None):
+    def __init__(self, user_tower: Any, video_ids: Any, searcher_module: Any, k: int = 100,
+                 with_bias: bool = False, search_kwargs: Mapping[str, Any] | None = None,
+                 name: str | None = None) -> None:
         super().__init__(user_tower, video_ids, None, k, with_bias, name=name)
         self.searcher_module = searcher_module
         self.leaves_to_search = int((search_kwargs or {}).get("leaves_to_search") or -1)
         self.reorder = int((search_kwargs or {}).get("pre_reorder_num_neighbors") or -1)
         self._make_signatures()
 
-    def _retrieve(self, features, exclude_ids):
+    def _retrieve(self, features: Mapping[str, Tensor],
+                  exclude_ids: Tensor | None) -> dict[str, Tensor]:
         from scann.scann_ops.py import scann_ops
         searcher = scann_ops.searcher_from_module(self.searcher_module)
         u = query_vectors(self.user_tower, features, self.with_bias)
         fetch = tf.constant(self.k)
-        if "watch_history" in features:
-            fetch += tf.shape(features["watch_history"])[1]
+        for name in watched_inputs(features):
+            fetch += tf.shape(features[name])[1]
         if exclude_ids is not None:
             fetch += tf.shape(exclude_ids)[1]
         # ScaNN returns at most the reordering depth: never ask for fewer than we fetch.
