@@ -17,30 +17,10 @@ import time
 import pytest
 
 from conftest import make_events, three_taste_watches
+from tiny_pipeline import write_tiny_pipeline
 from tfrec.cli import main
 from tfrec.data.schema import write_events
 
-TINY = """name: tiny
-data:
-  format: events
-  path: {events}
-examples:
-  max_history: 5
-candidate_generation:
-  tower:
-    features: [watch_history, example_age]
-    embedding_dim: 8
-    hidden_units: [16, 8]
-    max_history: 5
-  softmax:
-    num_negatives: 7
-  training:
-    epochs: 2
-    batch_size: 16
-export:
-  k: 10
-  saved_models_dir: {saved_models}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -52,18 +32,12 @@ def events_dir(tmp_path_factory):
     return root
 
 
-def _config(tmp_path, events_dir, replace=(), light=False):
-    """The tiny config with (old, new) text replacements; `light` turns training off."""
-    text = TINY.format(events=events_dir, saved_models=tmp_path / "saved_models")
+def _config(tmp_path, events_dir, overrides=None, light=False):
+    """The tiny config with `overrides`; `light` turns training and export off."""
     if light:
-        text = text.replace("candidate_generation:\n", "candidate_generation:\n  enabled: false\n")
-        text = text.replace("export:\n", "export:\n  enabled: false\n")
-    for old, new in replace:
-        assert old in text, old
-        text = text.replace(old, new)
-    path = tmp_path / "tiny.yaml"
-    path.write_text(text)
-    return str(path)
+        overrides = {"candidate_generation": {"enabled": False}, "export": {"enabled": False}}
+    return write_tiny_pipeline(tmp_path / "tiny.yaml", events_dir, tmp_path / "saved_models",
+                               overrides)
 
 
 def _tfrec(capsys, *argv):
@@ -72,36 +46,39 @@ def _tfrec(capsys, *argv):
     return rc, capsys.readouterr().err
 
 
-LR = "    batch_size: 16\n"
+def _training(**values):
+    return {"candidate_generation": {"training": values}}
+
+
 CONFIG_CASES = {
     "learning rate NaN": (
-        [(LR, LR + "    learning_rate: .nan\n")],
+        _training(learning_rate=float("nan")),
         "'candidate_generation.training.learning_rate' must be a finite number, got nan"),
     "ranker learning rate inf": (
-        [("export:\n", "ranking:\n  model:\n    learning_rate: .inf\nexport:\n")],
+        {"ranking": {"model": {"learning_rate": float("inf")}}},
         "'ranking.model.learning_rate' must be a finite number, got inf"),
     "target recall NaN": (
-        [("  k: 10\n", "  k: 10\n  target_recall: .nan\n")],
+        {"export": {"target_recall": float("nan")}},
         "'export.target_recall' must be a finite number, got nan"),
     "export.k above the corpus": (
-        [("  k: 10\n", "  k: 1000\n")],
+        {"export": {"k": 1000}},
         "config 'tiny': 'export.k' (1000) is more than the 30 videos in the data; "
         "set export.k <= 30"),
     "batch above the training set": (
-        [(LR, "    batch_size: 4096\n")],
+        _training(batch_size=4096),
         "config 'tiny': 'candidate_generation.training.batch_size' (4096) is more than the 270 "
         "training examples (the last partial batch is dropped, so no step would run); set it "
         "<= 270"),
     "keep no versions": (
-        [("  k: 10\n", "  k: 10\n  keep_versions: 0\n")],
+        {"export": {"keep_versions": 0}},
         "'export.keep_versions' must be >= 1"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(CONFIG_CASES))
 def test_a_bad_config_fails_before_any_training(tmp_path, events_dir, capsys, case):
-    replace, message = CONFIG_CASES[case]
-    rc, err = _tfrec(capsys, "run", _config(tmp_path, events_dir, replace), "--runs-dir",
+    overrides, message = CONFIG_CASES[case]
+    rc, err = _tfrec(capsys, "run", _config(tmp_path, events_dir, overrides), "--runs-dir",
                      tmp_path / "runs", "--quiet")
     assert rc == 2 and message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
@@ -114,7 +91,7 @@ def test_a_bad_config_fails_before_any_training(tmp_path, events_dir, capsys, ca
 def test_a_diverging_training_stops_with_the_epoch_and_step_and_exports_nothing(
         tmp_path, events_dir, capsys):
     # A finite but absurd learning rate: the weights blow up within a few steps.
-    config = _config(tmp_path, events_dir, [(LR, LR + "    learning_rate: 1.0e+30\n")])
+    config = _config(tmp_path, events_dir, _training(learning_rate=1.0e30))
     rc, err = _tfrec(capsys, "run", config, "--runs-dir", tmp_path / "runs", "--quiet")
     assert rc == 2 and "Traceback" not in err, err
     assert re.fullmatch(
@@ -152,7 +129,8 @@ def _versions_on_disk(saved_models):
 
 
 def test_kill_during_a_forced_export_never_leaves_a_mixed_set(tmp_path, events_dir, capsys):
-    config, runs, saved = _config(tmp_path, events_dir), tmp_path / "runs", tmp_path / "saved_models"
+    config = _config(tmp_path, events_dir)
+    runs, saved = tmp_path / "runs", tmp_path / "saved_models"
     assert _tfrec(capsys, "run", config, "--runs-dir", runs, "--quiet") == (0, "")
     killed = subprocess.run([sys.executable, "-c", KILL_AT_SECOND_SERVABLE, "run", config,
                              "--runs-dir", str(runs), "--force", "export", "--quiet"],

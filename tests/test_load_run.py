@@ -11,48 +11,13 @@ import tensorflow as tf
 
 import tfrec
 from conftest import make_events, three_taste_watches
+from tiny_pipeline import TINY_RANKING, write_tiny_pipeline
 from tfrec.config import load_config
 from tfrec.data.schema import write_events
 from tfrec.pipeline import run_pipeline
 from tfrec.runs import RunError
 
 H = 5
-TINY = """name: tiny
-data:
-  format: events
-  path: {root}/events
-examples:
-  max_history: 5
-candidate_generation:
-  tower:
-    features: [watch_history, example_age]
-    embedding_dim: 8
-    hidden_units: [16, 8]
-    max_history: 5
-    dropout: 0.2
-  softmax:
-    num_negatives: 7
-    use_bias: true
-  training:
-    epochs: 2
-    batch_size: 16
-ranking:
-  enabled: true
-  cross_fit_folds: 0
-  retrieved_impressions:
-    top_n: 10
-    negatives_per_page: 3
-  model:
-    hidden_units: [8]
-    embedding_dim: 8
-    quantiles: 10
-    max_history: 5
-    epochs: 1
-    batch_size: 64
-export:
-  k: 10
-  saved_models_dir: {root}/saved_models
-"""
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +25,8 @@ def tiny_run(tmp_path_factory):
     """The folder of one tiny pipeline run (30 users x 12 watches; generator and ranker)."""
     root = tmp_path_factory.mktemp("tiny_run")
     write_events(make_events(three_taste_watches()), str(root / "events"))
-    (root / "tiny.yaml").write_text(TINY.format(root=root))
+    write_tiny_pipeline(root / "tiny.yaml", root / "events", root / "saved_models",
+                        {"ranking": TINY_RANKING})
     run_pipeline(load_config(str(root / "tiny.yaml")), runs_dir=str(root / "runs"),
                  log=lambda *_: None, report=False)
     return root / "runs" / "tiny"

@@ -104,3 +104,56 @@ def test_checking_a_config_imports_no_tensorflow(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+TOY_LOSS = '''"""A toy loss: the full softmax with every logit scaled by a temperature of 0.5."""
+from tfrec.losses.registry import register_loss
+from tfrec.losses.softmax.full import FullSoftmax
+
+
+@register_loss("tempered_full")
+class TemperedFull(FullSoftmax):
+    def per_example_loss(self, queries, label_rows, table, bias=None):
+        return super().per_example_loss(2.0 * queries, label_rows, table,
+                                        None if bias is None else 2.0 * bias)
+'''
+
+
+def test_a_toy_loss_is_one_new_file_and_trains_one_step(tmp_path, monkeypatch):
+    """The README's "Extending" walkthrough: one module in a folder on the loss package's path
+    (in the repository: tfrec/losses/softmax/), and the config, the task and training take it."""
+    import numpy as np
+    import tensorflow as tf
+
+    import tfrec.losses.softmax
+    from conftest import make_events, three_taste_watches
+    from tfrec.config import ExampleConfig, SoftmaxConfig, UserTowerConfig
+    from tfrec.features.dataset import candidate_dataset
+    from tfrec.features.local_driver import build_candidate_examples
+    from tfrec.models.training import build_model
+
+    (tmp_path / "tempered_full.py").write_text(TOY_LOSS)
+    monkeypatch.setattr(tfrec.losses.softmax, "__path__",
+                        [*tfrec.losses.softmax.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "tfrec.losses.softmax.tempered_full", raising=False)
+    assert "tempered_full" in loss_names()
+    assert load_config(_config(tmp_path, "    loss: tempered_full\n")) \
+        .candidate_generation.softmax.loss == "tempered_full"
+
+    events = make_events(three_taste_watches())
+    examples = build_candidate_examples(events, ExampleConfig(max_history=5))
+    tower = UserTowerConfig(embedding_dim=8, hidden_units=(16, 8), max_history=5,
+                            features=("watch_history",))
+    losses = {}
+    for name in ("full", "tempered_full"):
+        tf.keras.utils.set_random_seed(0)
+        model = build_model(examples, events.users, events.videos["video_id"].to_numpy(), tower,
+                            SoftmaxConfig(loss=name, use_bias=True))
+        batch = next(iter(candidate_dataset(examples.train, 16, max_history=5)))
+        losses[name] = float(model.compute_loss(batch, training=False))
+        model.compile(optimizer=tf.keras.optimizers.Adam(0.01))
+        step = model.fit(tf.data.Dataset.from_tensors(batch), epochs=1, verbose=0)
+        assert np.isfinite(step.history["loss"]).all()
+    # Same initial weights, doubled logits: a different (finite) loss, so the toy one ran.
+    assert np.isfinite(losses["tempered_full"]) and losses["tempered_full"] != losses["full"]
+    monkeypatch.delitem(sys.modules, "tfrec.losses.softmax.tempered_full")

@@ -10,36 +10,13 @@ import time
 import pytest
 
 from conftest import make_events, three_taste_watches
+from tiny_pipeline import write_tiny_pipeline
 from tfrec.config import ConfigError, PipelineConfig, load_config
 from tfrec.data.schema import write_events
 from tfrec.evaluation.report import write_report
 from tfrec.pipeline import evaluation_ks, run_pipeline
 from tfrec.stages import Stage, run_stages
 
-TINY = """name: tiny
-data:
-  format: events
-  path: {events}
-examples:
-  max_history: 5
-candidate_generation:
-  tower:
-    features: [watch_history, example_age]
-    embedding_dim: 8
-    hidden_units: [16, 8]
-    max_history: 5
-    dropout: 0.2
-  softmax:
-    num_negatives: 7
-    use_bias: true
-  training:
-    epochs: 3
-    batch_size: 16
-export:
-  enabled: false
-  k: 10
-  saved_models_dir: {saved_models}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +25,9 @@ def tiny_config(tmp_path_factory):
     watches = three_taste_watches()
     write_events(make_events(watches), str(root / "events"))
     path = root / "tiny.yaml"
-    path.write_text(TINY.format(events=root / "events", saved_models=root / "saved_models"))
+    write_tiny_pipeline(path, root / "events", root / "saved_models",
+                        {"candidate_generation": {"training": {"epochs": 3}},
+                         "export": {"enabled": False}})
     return load_config(str(path))
 
 
@@ -87,7 +66,7 @@ def test_stages_are_cached_keyed_by_config_and_forced(tiny_config, tmp_path):
     # The new set is one number for every servable, the next after the first run's.
     assert exported["exports"]["version"] == first["exports"]["version"] + 1 == manifest["version"]
     from tfrec.models.training import evaluate_model, load_model
-    from tfrec.pipeline import load_examples
+    from tfrec.pipeline.stages.examples import load_examples
     from tfrec.stages import StageContext
     ctx = lambda stage: StageContext(exporting, str(tmp_path / "tiny"),  # noqa: E731
                                      str(tmp_path / "tiny" / stage), "", {}, {})

@@ -7,9 +7,15 @@ adding one file (and its test). `Registry.names()` reads the package's folder wi
 it, so config validation knows the choices before TensorFlow starts; an entry's module is
 imported only when its class is asked for.
 """
+import ast
 import importlib
 import importlib.util
+import os
 import pkgutil
+import re
+import sys
+from collections.abc import Callable
+from typing import Any
 
 
 class Registry:
@@ -20,22 +26,32 @@ class Registry:
       package: dotted package of the entries' modules (found, not imported, by `names`).
     """
 
-    def __init__(self, kind, package):
+    def __init__(self, kind: str, package: str) -> None:
         self.kind = kind
         self.package = package
-        self._classes = {}
+        self._classes: dict[str, type] = {}
 
-    def names(self):
+    def names(self) -> tuple[str, ...]:
         """Sorted tuple of the registered names (the package's public module names)."""
-        # find_spec imports the parent packages (tfrec.losses: a docstring), not this one.
-        folders = importlib.util.find_spec(self.package).submodule_search_locations
+        folders = self._folders()
         return tuple(sorted(m.name for m in pkgutil.iter_modules(folders)
                             if not m.name.startswith("_")))
 
-    def register(self, name):
+    def _folders(self) -> list[str]:
+        """The folders of the entries' package."""
+        package = sys.modules.get(self.package)
+        if package is not None:  # the live path: a folder appended to it adds its entries
+            return list(package.__path__)
+        # find_spec imports the parent packages (docstrings), not this one.
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or spec.submodule_search_locations is None:
+            raise ValueError(f"{self.package} is not a package of {self.kind} modules")
+        return list(spec.submodule_search_locations)
+
+    def register(self, name: str) -> Callable[[type], type]:
         """Class decorator: `cls` is the entry `name`, and must be defined in `<package>.<name>`
         (so that `names()`, which reads module names only, lists it). Sets `cls.name = name`."""
-        def decorate(cls):
+        def decorate(cls: Any) -> Any:
             module = f"{self.package}.{name}"
             if cls.__module__ != module:
                 raise ValueError(f"{self.kind} {name!r} must be defined in module {module}, "
@@ -49,7 +65,7 @@ class Registry:
             return cls
         return decorate
 
-    def get(self, name):
+    def get(self, name: str) -> Any:
         """The class registered as `name` (imports its module). Raises ValueError naming the
         choices for an unknown name."""
         if name not in self.names():
@@ -59,4 +75,21 @@ class Registry:
             raise ValueError(f"module {self.package}.{name} registers no {self.kind} {name!r}")
         return self._classes[name]
 
+    def summary(self, name: str) -> str:
+        """The first sentence of entry `name`'s module docstring, read without importing it."""
+        path = self._module_file(name)
+        with open(path) as f:
+            doc = ast.get_docstring(ast.parse(f.read())) or ""
+        paragraph = " ".join(doc.split("\n\n")[0].split())
+        # The first sentence: a period after a word, not after "et al", before a capital.
+        sentence = re.split(r"(?<=\S)(?<! al)\.\s+(?=[A-Z])", paragraph)[0].rstrip(".")
+        return sentence or f"(module {self.package}.{name} has no docstring)"
 
+    def _module_file(self, name: str) -> str:
+        if name not in self.names():
+            raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
+        for folder in self._folders():
+            candidate = os.path.join(folder, f"{name}.py")
+            if os.path.exists(candidate):
+                return candidate
+        raise ValueError(f"{self.kind} {name!r} is not a .py module of {self.package}")

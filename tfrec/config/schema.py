@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 TOWER_FEATURES = ("watch_history", "search_tokens", "demographics", "example_age")
+# The ranker's default feature groups; the choices are the modules of tfrec/features/ranker/.
 RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
 
 
@@ -30,6 +31,20 @@ def _label_probability_choices():
     """softmax.label_probability values: the modules of tfrec/losses/label_probability/."""
     from tfrec.losses.registry import label_probability_names
     return label_probability_names()
+
+
+def _ranker_feature_choices() -> tuple[str, ...]:
+    """ranking.model.features values: the feature-group modules of tfrec/features/ranker/ (the
+    registry lists them without importing TensorFlow)."""
+    from tfrec.features.ranker import ranker_feature_names
+    return ranker_feature_names()
+
+
+def _ranker_features_needing_generator(names: tuple[str, ...]) -> list[str]:
+    """The groups among `names` whose inputs come from the candidate generator (imports their
+    modules: asked only of a config with the ranker but without candidate generation)."""
+    from tfrec.features.ranker import RANKER_FEATURES
+    return [n for n in names if RANKER_FEATURES.get(n).needs_candidate_generator]
 
 
 def _protocol_choices():
@@ -82,7 +97,8 @@ Names = Annotated[typing.Tuple[str, ...], BeforeValidator(_tuple_from_list)]
 Widths = Annotated[typing.Tuple[Annotated[int, Field(gt=0)], ...],
                    BeforeValidator(_tuple_from_list)]
 TowerFeatures = Annotated[Names, AfterValidator(lambda v: _names_in(v, TOWER_FEATURES))]
-RankingFeatures = Annotated[Names, AfterValidator(lambda v: _names_in(v, RANKING_FEATURES))]
+RankingFeatures = Annotated[Names,
+                            AfterValidator(lambda v: _names_in(v, _ranker_feature_choices()))]
 
 
 class Section(BaseModel):
@@ -323,9 +339,10 @@ class RankingConfig(Section):
     """The ranker (weighted logistic regression for expected watch time, `tfrec.models.ranking`).
 
     Args:
-      features: which of video_id, watch_history, language, continuous, cg_score to use
-        (continuous = the CDF-normalised counts and times with x^2 and sqrt(x), and the 0/1
-        indicators; cg_score needs a `cg_score` column, see `candidate_generation_scores`).
+      features: which ranker feature groups to use, each a module of tfrec/features/ranker/
+        (shipped: video_id, watch_history, language, continuous = the CDF-normalised counts and
+        times with x^2 and sqrt(x), and the 0/1 indicators; cg_score = the candidate
+        generator's score, see `candidate_generation_scores`).
       hidden_units: the ReLU tower, e.g. (256,), (512, 256); () = logistic regression on the
         features.
       embedding_dim: video id embedding width (impressed video and watch history share it).
@@ -434,7 +451,9 @@ class PipelineConfig(Section):
                 "candidate_generation.training.selection_metric")
         if self.export.enabled and not cg.enabled:
             raise rule_error("export.enabled", "needs 'candidate_generation.enabled'")
-        if self.ranking.enabled and "cg_score" in self.ranking.model.features and not cg.enabled:
-            raise rule_error("ranking.model.features", "cg_score needs "
+        needing = _ranker_features_needing_generator(self.ranking.model.features) \
+            if self.ranking.enabled and not cg.enabled else []
+        if needing:
+            raise rule_error("ranking.model.features", f"{', '.join(needing)} needs "
                              "'candidate_generation.enabled'")
         return self

@@ -21,22 +21,16 @@ Columns of the returned ExampleSet (n impressions, sorted by user, timestamp, cu
                            generation's format and rule, so its tower scores the same history
   search_tokens            Ragged: tokens of the last `max_search_queries` searches strictly
                            before t (candidate generation's rule)
-  user_language, video_language  [n] str ("" when unknown)
-  seconds_since_channel_watch, seconds_since_topic_watch
-                           [n] float64: t - the user's last watch before the cut of a video of
-                           this video's channel / topic (0 for a tied watch of the same second);
-                           NEVER_SECONDS when there is none (or the video's channel / topic is
-                           unknown), with the indicators
-  never_watched_channel, never_watched_topic   [n] float64 0/1
-  previous_impressions     [n] float64: impressions of this video to this user at an earlier
-                           (time, cut): strictly earlier logged ones; for pages built from tied
-                           next-watch examples also those of the examples before in tie order
-  video_age_seconds        [n] float64: t - upload_timestamp (0 when the videos table has none)
+  <ranker feature group columns>  the page columns of every registered ranker feature group
+                           (`tfrec.features.ranker`), groups in slot order, each group's in its
+                           `page_columns` order: user_language, video_language (language);
+                           seconds_since_channel_watch, never_watched_channel,
+                           seconds_since_topic_watch, never_watched_topic, previous_impressions,
+                           video_age_seconds (continuous: see tfrec/features/ranker/continuous.py)
   <users columns>          [n] str: the user's demographics (for the candidate-generation tower)
   <extra impression columns>  passed through (e.g. a simulator's true expected watch time)
-The topic is the videos table's `topic` column, else the first of its `genres` ("|"-joined, as
-MovieLens has), else unknown. Missing optional columns give constant features, so the feature set
-(and the ranker's serving signature) is the same for every source.
+Missing optional columns give constant features, so the feature set (and the ranker's serving
+signature) is the same for every source.
 
 Everything is vectorised (sorts and binary searches on (group, time) or (group, row) keys), no
 loop over rows.
@@ -45,46 +39,40 @@ import numpy as np
 import pandas as pd
 
 from tfrec.data.errors import DataError
+from tfrec.data.schema import EventTables
 from tfrec.features.example_set import ExampleSet
-from tfrec.features.history import cuts_at_times, earlier_in_group, last_row_before, rows_before
+from tfrec.features.history import cuts_at_times, rows_before
 from tfrec.features.local_driver import tokenize_query
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged, ranges
+from tfrec.features.ranker._base import page_features
+from tfrec.features.ranker._pages import RankingPages
+# The continuous group's constants, where callers import them from.
+from tfrec.features.ranker.continuous import CONTINUOUS_FEATURES, INDICATOR_FEATURES, \
+    NEVER_SECONDS
 
-NEVER_SECONDS = 10 * 365 * 86400.0  # "never": ten years, far beyond any real gap
-CONTINUOUS_FEATURES = ("seconds_since_channel_watch", "seconds_since_topic_watch",
-                       "previous_impressions", "video_age_seconds")
-INDICATOR_FEATURES = ("never_watched_channel", "never_watched_topic")
+__all__ = ["CONTINUOUS_FEATURES", "IMPRESSION_COLUMNS", "INDICATOR_FEATURES", "NEVER_SECONDS",
+           "build_ranking_examples", "holdout_latest", "split_by_time"]
 IMPRESSION_COLUMNS = ("user_id", "video_id", "timestamp", "position", "clicked", "watch_time")
 
 
 class _Keys:
     """Sortable int64 keys (group, time): group * span + (time - t0), for binary searches."""
 
-    def __init__(self, *time_arrays):
+    def __init__(self, *time_arrays: np.ndarray) -> None:
         times = np.concatenate([np.asarray(t, np.int64) for t in time_arrays])
         self.t0 = int(times.min()) if len(times) else 0
         self.span = (int(times.max()) - self.t0 + 2) if len(times) else 2
 
-    def __call__(self, groups, times):
+    def __call__(self, groups: np.ndarray, times: np.ndarray) -> np.ndarray:
         groups = np.asarray(groups, np.int64)
         if len(groups) and int(groups.max()) >= (2 ** 62) // self.span:
             raise ValueError("too many groups x time span for int64 keys")
         return groups * self.span + (np.asarray(times, np.int64) - self.t0)
 
 
-def _pair_groups(a_left, b_left, a_right, b_right):
-    """Dense int64 codes of the pairs (a, b) of two tables (same pair -> same code).
-
-    a, b: non-negative integer codes."""
-    a = np.concatenate([a_left, a_right]).astype(np.int64)
-    b = np.concatenate([b_left, b_right]).astype(np.int64)
-    _, codes = np.unique(a * (int(b.max(initial=0)) + 1) + b, return_inverse=True)
-    codes = codes.reshape(-1)
-    return codes[:len(a_left)], codes[len(a_left):]
-
-
-def _watch_cuts(imp, ucode, times, w_u, w_t, keys, source):
+def _watch_cuts(imp: pd.DataFrame, ucode: np.ndarray, times: np.ndarray, w_u: np.ndarray,
+                w_t: np.ndarray, keys: _Keys, source: str) -> tuple[np.ndarray, np.ndarray]:
     """Each impression's cut, as a row of the ordered watches table (`tfrec.features.history`).
 
     A page built from a next-watch example carries that example's cut (`watches_before`, the
@@ -118,32 +106,8 @@ def _watch_cuts(imp, ucode, times, w_u, w_t, keys, source):
     return cuts, starts
 
 
-def _last_group_watch(w_groups, q_groups, cuts, w_t, times):
-    """([m] seconds from the last watch of the query's group before its cut, [m] bool never)."""
-    row = last_row_before(w_groups, q_groups, cuts)
-    never = row < 0
-    seconds = np.full(len(row), NEVER_SECONDS)
-    seconds[~never] = times[~never] - w_t[row[~never]]
-    return seconds, never
-
-
-def video_topics(videos):
-    """[V] topic of each video: `topic`, else the first genre of `genres`, else ""."""
-    if "topic" in videos.columns:
-        return videos["topic"].astype(str).to_numpy(dtype=object)
-    if "genres" in videos.columns:
-        return videos["genres"].astype(str).str.split("|").str[0].fillna("").to_numpy(
-            dtype=object)
-    return np.full(len(videos), "", dtype=object)
-
-
-def _video_column(videos, column, default):
-    if column in videos.columns:
-        return videos[column].to_numpy()
-    return np.full(len(videos), default, dtype=object if isinstance(default, str) else float)
-
-
-def build_ranking_examples(events, impressions=None, max_history=50, max_search_queries=50):
+def build_ranking_examples(events: EventTables, impressions: pd.DataFrame | None = None,
+                           max_history: int = 50, max_search_queries: int = 50) -> ExampleSet:
     """One ranking example per impression (see module docstring).
 
     Args:
@@ -217,31 +181,16 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
                     minlength=len(imp)).astype(np.int64))
 
     users = events.users.set_index(events.users["user_id"].astype(str)).reindex(users_sorted)
-    user_language = users["language"].astype(str).to_numpy(dtype=object) \
-        if "language" in users.columns else np.full(len(users_sorted), "", dtype=object)
-    out["user_language"] = user_language[ucode]
-    out["video_language"] = _video_column(events.videos, "language", "").astype(str).astype(
-        object)[vrow]
-
-    for name, per_video in (("channel", _video_column(events.videos, "channel", "")),
-                            ("topic", video_topics(events.videos))):
-        per_video = np.asarray(per_video).astype(str)
-        codes, _ = pd.factorize(per_video)  # one code per channel (topic) value
-        known = per_video != ""
-        w_groups, q_groups = _pair_groups(w_u, codes[w_vrow], ucode, codes[vrow])
-        w_groups = np.where(known[w_vrow], w_groups, -1)
-        q_groups = np.where(known[vrow], q_groups, -1)
-        seconds, never = _last_group_watch(w_groups, q_groups, cuts, w_t, times)
-        out[f"seconds_since_{name}_watch"] = seconds
-        out[f"never_watched_{name}"] = never.astype(np.float64)
-
-    pair, _ = _pair_groups(ucode, vrow, ucode[:0], vrow[:0])
-    # Earlier = an earlier (time, cut): pages built from next-watch examples in one second are
-    # in tie order, as their histories are; logged impressions in one second are not earlier.
-    out["previous_impressions"] = earlier_in_group(pair, times, cuts).astype(np.float64)
-    upload = _video_column(events.videos, "upload_timestamp", 0.0).astype(np.float64)
-    out["video_age_seconds"] = (times - upload[vrow]) if "upload_timestamp" in \
-        events.videos.columns else np.zeros(len(imp))
+    pages = RankingPages(events=events, impressions=imp, users=users, user_codes=ucode,
+                         video_rows=vrow, times=times, cuts=cuts, user_starts=starts,
+                         watch_users=w_u, watch_times=w_t, watch_video_rows=w_vrow)
+    for feature in page_features():
+        columns = feature.compute_page_columns(pages)
+        if tuple(columns) != feature.page_columns or set(columns) & set(out):
+            raise ValueError(f"ranker feature {feature.name!r} computed columns "
+                             f"{list(columns)}, not its page_columns {list(feature.page_columns)} "
+                             f"(or one that another column already has)")
+        out.update(columns)
     for col in users.columns:
         if col != "user_id" and col not in out:
             out[col] = users[col].astype(str).to_numpy(dtype=object)[ucode]
@@ -251,7 +200,8 @@ def build_ranking_examples(events, impressions=None, max_history=50, max_search_
     return ExampleSet(out)
 
 
-def split_by_time(examples, validation_fraction=0.1, test_fraction=0.1):
+def split_by_time(examples: ExampleSet, validation_fraction: float = 0.1,
+                  test_fraction: float = 0.1) -> tuple[ExampleSet, ExampleSet, ExampleSet]:
     """(train, validation, test) ExampleSets split at two timestamps, pages kept whole.
 
     The last `test_fraction` of impressions (by time) are test, the `validation_fraction` before
@@ -261,10 +211,10 @@ def split_by_time(examples, validation_fraction=0.1, test_fraction=0.1):
     cut_val = np.quantile(times, 1 - validation_fraction - test_fraction, method="higher")
     cut_test = np.quantile(times, 1 - test_fraction, method="higher")
     masks = (times < cut_val, (times >= cut_val) & (times < cut_test), times >= cut_test)
-    return tuple(examples.take(m) for m in masks)
+    return examples.take(masks[0]), examples.take(masks[1]), examples.take(masks[2])
 
 
-def holdout_latest(examples, share):
+def holdout_latest(examples: ExampleSet, share: float) -> tuple[ExampleSet, ExampleSet]:
     """(earlier, latest) ExampleSets: the latest `share` of impressions by time (pages whole,
     a second never split) are held out, e.g. for a ranker's epoch choice and Platt scaling."""
     times = np.asarray(examples["timestamp"])

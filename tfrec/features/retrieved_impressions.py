@@ -1,5 +1,6 @@
-"""What the candidate generator knows about an impression: its score u . v, and, for sources
-without impression logs (MovieLens), impressions built from what it would have retrieved.
+"""Impressions for sources without impression logs (MovieLens), built from what the candidate
+generator would have retrieved. The generator's score u . v of an impression (the ranker feature
+cg_score) is `tfrec.features.ranker.cg_score.candidate_generation_scores`, re-exported here.
 
 Retrieved impressions (the honest stand-in for MovieLens, docs/ARCHITECTURE.md "Examples"): for each
 next-watch example (a user, a time t, the true next watch), the page shown at t is the true next
@@ -16,58 +17,23 @@ optimistic there. With positive="always", negatives are picked for their high sc
 positive is not, so the generator's score separates them by construction (measured: AUC 0.30 on
 MovieLens test pages, `benchmarks/ranking_movielens.py`); "if_retrieved" picks both the same way.
 """
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-from tfrec.features.dataset import padded_features
+from tfrec.config import UserTowerConfig
+
 from tfrec.features.example_set import ExampleSet
-from tfrec.features.ragged import Ragged
+# cg_score's computation lives with its ranker feature; re-exported here, where callers import it.
+from tfrec.features.ranker.cg_score import CHUNK, candidate_generation_scores, query_vectors
 
-CHUNK = 65536
-
-
-def _tower_features(examples, tower):
-    """The candidate generator's numpy inputs for each example, as at serving (example_age 0)."""
-    keep = {n: examples[n] for n in examples.columns
-            if n in ("watch_history", "search_tokens") or not isinstance(examples[n], Ragged)}
-    features = padded_features(ExampleSet(keep), tower.max_history, tower.max_search_tokens)
-    features["example_age"] = np.zeros(len(examples), np.float32)
-    return features
+__all__ = ["candidate_generation_scores", "retrieved_impressions"]
 
 
-def _query_vectors(cg_model, examples, tower):
-    features = _tower_features(examples, tower)
-    names = list(cg_model.user_tower.input)
-    missing = [n for n in names if n not in features]
-    if missing:
-        raise ValueError(f"examples lack the candidate generator's input(s) {missing}")
-    return cg_model.query_vectors({n: features[n] for n in names})
-
-
-def candidate_generation_scores(cg_model, examples, tower):
-    """[n] float32 u . v of each impression: the user (at the impression) against its video.
-
-    Args:
-      cg_model: trained CandidateGenerationModel.
-      examples: ranking ExampleSet (video_id, watch_history, demographics, ...).
-      tower: the generator's UserTowerConfig.
-    Returns:
-      [n] scores; 0 for a video outside the generator's corpus.
-    """
-    ids, table = cg_model.candidate_table()
-    rows = pd.Index(ids).get_indexer(np.asarray(examples["video_id"]).astype(str))
-    out = np.zeros(len(examples), np.float32)
-    for start in range(0, len(examples), CHUNK):
-        part = examples.take(np.arange(start, min(start + CHUNK, len(examples))))
-        u = _query_vectors(cg_model, part, tower)
-        r = rows[start:start + len(part)]
-        out[start:start + len(part)] = np.where(
-            r >= 0, np.sum(u * table[np.maximum(r, 0)], axis=1), 0.0)
-    return out
-
-
-def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negatives_per_page=9,
-                          seed=0, positive="always"):
+def retrieved_impressions(cg_model: Any, examples: ExampleSet, tower: UserTowerConfig,
+                          watches: pd.DataFrame, top_n: int = 50, negatives_per_page: int = 9,
+                          seed: int = 0, positive: str = "always") -> pd.DataFrame:
     """An impressions table (schema columns) built from next-watch examples (module docstring).
 
     Args:
@@ -106,7 +72,7 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
     retrieved = np.zeros(len(examples), bool)
     for start in range(0, len(examples), max(1, CHUNK // 8)):
         rows = np.arange(start, min(start + max(1, CHUNK // 8), len(examples)))
-        scores = _query_vectors(cg_model, examples.take(rows), tower) @ table.T
+        scores = query_vectors(cg_model, examples.take(rows), tower) @ table.T
         part = excluded.take(rows)
         cols = index.get_indexer(part.values)
         r = np.repeat(np.arange(len(rows)), part.lengths)
@@ -138,7 +104,7 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
     keep = np.ones((n, page), bool)
     if positive == "if_retrieved":
         keep[:, 0] = retrieved
-    keep = keep.reshape(-1)
+    kept_rows = keep.reshape(-1)
     return pd.DataFrame({
         "user_id": np.repeat(np.asarray(examples["user_id"]).astype(str), page).astype(object),
         "video_id": video.reshape(-1).astype(str).astype(object),
@@ -147,4 +113,4 @@ def retrieved_impressions(cg_model, examples, tower, watches, top_n=50, negative
         "clicked": clicked.reshape(-1),
         "watch_time": np.where(clicked, positive_time[:, None], 0.0).reshape(-1),
         "watches_before": np.repeat(np.asarray(examples["watches_before"], np.int64), page),
-    }).loc[keep].reset_index(drop=True)
+    }).loc[kept_rows].reset_index(drop=True)

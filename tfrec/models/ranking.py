@@ -1,13 +1,16 @@
 """The ranker: weighted logistic regression for expected watch time (Covington et al. 2016, sec. 4).
 
-`build_ranking_scorer` is a functional Keras model from raw named features to logits:
+`build_ranking_scorer` is a functional Keras model from raw named features to logits. Its inputs
+and their encodings are those of the configured feature groups (`ranking.model.features`), one
+module each in tfrec/features/ranker/ (the registry `tfrec.features.ranker.RANKER_FEATURES`):
   video_id        [B] string    -> video embedding (rows: 0 padding "", 1 unknown, 2.. the corpus,
                                    the candidate generator's vocabulary)
   watch_history   [B, H] string -> masked mean of the same embedding table (shared, as the paper)
-  user_language, video_language [B] string -> one shared language embedding, plus a 0/1 match
-  <continuous>    [B] float32 each (seconds, counts; `CONTINUOUS_FEATURES`, cg_score)
-                                -> EmpiricalCDF: x~, x~^2, sqrt(x~)
-  <indicators>    [B] float32 0/1 each (never_watched_channel, never_watched_topic)
+  language        user_language, video_language [B] string -> one shared language embedding,
+                                   plus a 0/1 match
+  continuous      [B] float32 each (seconds, counts) -> EmpiricalCDF: x~, x~^2, sqrt(x~); and
+                  0/1 indicators [B] float32 (never_watched_channel, never_watched_topic)
+  cg_score        [B] float32 -> EmpiricalCDF, with the continuous ones
 -> concatenated -> ReLU tower (hidden_units; none = logistic regression) -> logit [B] (the watch
 head, weighted by watch time) and click_logit [B] (the optional unweighted click head).
 
@@ -29,88 +32,88 @@ metrics"): the click task gets no sample weights; without a click head it only m
 watch logit's AUC (its loss unused).
 """
 import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import tensorflow_recommenders as tfrs
 
-from tfrec.config import RANKING_FEATURES as FEATURES
-from tfrec.config import RankingConfig  # noqa: F401  (re-exported)
-from tfrec.features.ranking_examples import CONTINUOUS_FEATURES, INDICATOR_FEATURES
+from tfrec.config import RankingConfig
+from tfrec.features.example_set import ExampleSet
+from tfrec.features.ranker._base import (Encoding, EncodingContext, KerasTensor, RankerFeature,
+                                         RankerInput, ranker_features)
 from tfrec.tf_keras2 import tf
 from tfrec.losses.weighted_logistic import (WatchTimeLoss, WeightedLogisticLoss,
                                             watch_time_weights)
-from tfrec.models.layers import EmpiricalCDF, MaskedMean, quantile_boundaries, relu_tower
+from tfrec.models.layers import EmpiricalCDF, quantile_boundaries, relu_tower
+
+__all__ = ["RankingConfig", "RankingModel", "build_ranking_model", "build_ranking_scorer",
+           "cdf_input_names", "indicator_input_names", "ranker_inputs", "ranking_artifacts",
+           "ranking_model_from_artifacts"]
 
 
-def continuous_inputs(config):
-    """Names of the CDF-normalised inputs the config uses."""
-    names = list(CONTINUOUS_FEATURES) if "continuous" in config.features else []
-    return names + (["cg_score"] if "cg_score" in config.features else [])
+def ranker_inputs(config: RankingConfig) -> list[RankerInput]:
+    """Every input of the configured feature groups, groups in slot order."""
+    return [spec for feature in ranker_features(config.features)
+            for spec in feature.inputs(config)]
 
 
-def indicator_inputs(config):
+def _names_encoded(config: RankingConfig, encoding: Encoding) -> list[str]:
+    return [spec.name for spec in ranker_inputs(config) if spec.encoding == encoding]
+
+
+def cdf_input_names(config: RankingConfig) -> list[str]:
+    """Names of the CDF-normalised inputs the config uses (the rows of the CDF boundaries)."""
+    return _names_encoded(config, "cdf")
+
+
+def indicator_input_names(config: RankingConfig) -> list[str]:
     """Names of the 0/1 inputs fed as they are."""
-    return list(INDICATOR_FEATURES) if "continuous" in config.features else []
+    return _names_encoded(config, "indicator")
 
 
-def build_ranking_scorer(config, video_ids, languages, boundaries):
+def _encode_custom(feature: RankerFeature, context: EncodingContext) -> list[KerasTensor]:
+    """The group's parts; its custom inputs must all be created by its `encode`."""
+    parts = feature.encode(context)
+    unused = [spec.name for spec in feature.inputs(context.config)
+              if spec.encoding == "custom" and spec.name not in context.inputs]
+    if unused:
+        raise ValueError(f"ranker feature {feature.name!r} declares custom input(s) {unused} "
+                         "that its encode does not read")
+    return parts
+
+
+def build_ranking_scorer(config: RankingConfig, artifacts: Mapping[str, Any]) -> Any:
     """Functional model: named raw inputs -> {"logit": [B], "click_logit": [B]} (training space).
+
+    Its input is, in order: every configured group's custom parts (`RankerFeature.encode`), then
+    the EmpiricalCDF of all groups' cdf inputs, then their indicators, groups in slot order.
 
     Args:
       config: RankingConfig.
-      video_ids: [V] corpus ids (unique strings).
-      languages: language values seen in training ("" excluded).
-      boundaries: [F, q + 1] CDF boundaries of `continuous_inputs(config)`, in that order.
+      artifacts: from `ranking_artifacts`: "video_ids" [V] corpus ids (unique strings), the
+        groups' fitted artifacts (e.g. "languages"), "boundaries" [F, q + 1] CDF boundaries of
+        `cdf_input_names(config)`, in that order.
     """
-    unknown = set(config.features) - set(FEATURES)
-    if unknown:
-        raise ValueError(f"unknown ranking features {sorted(unknown)}; choose from {FEATURES}")
+    features = ranker_features(config.features)
+    specs = {spec.name: spec for f in features for spec in f.inputs(config)}
     reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
-    inputs, parts = {}, []
-    if {"video_id", "watch_history"} & set(config.features):
-        lookup = tf.keras.layers.StringLookup(vocabulary=[str(v) for v in video_ids],
-                                              mask_token="", num_oov_indices=1,
-                                              name="video_lookup")
-        embedding = tf.keras.layers.Embedding(lookup.vocabulary_size(), config.embedding_dim,
-                                              embeddings_regularizer=reg, name="video_embedding")
-    if "video_id" in config.features:
-        inputs["video_id"] = tf.keras.Input((), dtype=tf.string, name="video_id")
-        parts.append(embedding(lookup(inputs["video_id"])))
-    if "watch_history" in config.features:
-        inputs["watch_history"] = tf.keras.Input((config.max_history,), dtype=tf.string,
-                                                 name="watch_history")
-        rows = lookup(inputs["watch_history"])
-        parts.append(MaskedMean(name="watch_history_mean")(embedding(rows), tf.not_equal(rows, 0)))
-    if "language" in config.features:
-        lang_lookup = tf.keras.layers.StringLookup(
-            vocabulary=sorted(set(languages) - {""}) or ["?"], mask_token="", num_oov_indices=1,
-            name="language_lookup")
-        lang_embedding = tf.keras.layers.Embedding(lang_lookup.vocabulary_size(),
-                                                   config.language_dim,
-                                                   embeddings_regularizer=reg,
-                                                   name="language_embedding")
-        for side in ("user_language", "video_language"):
-            inputs[side] = tf.keras.Input((), dtype=tf.string, name=side)
-            parts.append(lang_embedding(lang_lookup(inputs[side])))
-        same = tf.logical_and(tf.equal(inputs["user_language"], inputs["video_language"]),
-                              tf.not_equal(inputs["user_language"], ""))
-        parts.append(tf.cast(same, tf.float32)[:, None])
-    names = continuous_inputs(config)
+    context = EncodingContext(config, artifacts, specs, reg)
+    parts = [part for feature in features for part in _encode_custom(feature, context)]
+    names = cdf_input_names(config)
     if names:
-        for name in names:
-            inputs[name] = tf.keras.Input((), dtype=tf.float32, name=name)
-        stacked = tf.stack([inputs[n] for n in names], axis=1)
-        parts.append(EmpiricalCDF(np.asarray(boundaries).tolist(), name="cdf")(stacked))
-    for name in indicator_inputs(config):
-        inputs[name] = tf.keras.Input((), dtype=tf.float32, name=name)
-        parts.append(inputs[name][:, None])
+        stacked = tf.stack([context.input(n) for n in names], axis=1)
+        parts.append(EmpiricalCDF(np.asarray(artifacts["boundaries"]).tolist(),
+                                  name="cdf")(stacked))
+    for name in indicator_input_names(config):
+        parts.append(context.input(name)[:, None])
     if not parts:
         raise ValueError("the ranker needs at least one feature")
     x = parts[0] if len(parts) == 1 else tf.keras.layers.Concatenate(name="ranking_features")(parts)
     x = relu_tower(x, config.hidden_units, reg)
     logit = tf.keras.layers.Dense(1, name="watch_logit")(x)[:, 0]
     click_logit = tf.keras.layers.Dense(1, name="click_logit")(x)[:, 0]
-    return tf.keras.Model(inputs, {"logit": logit, "click_logit": click_logit},
+    return tf.keras.Model(context.inputs, {"logit": logit, "click_logit": click_logit},
                           name="ranking_scorer")
 
 
@@ -122,7 +125,7 @@ class RankingModel(tfrs.Model):
       config: RankingConfig.
     """
 
-    def __init__(self, scorer, config):
+    def __init__(self, scorer: Any, config: RankingConfig) -> None:
         super().__init__()
         self.scorer = scorer
         self.config = config
@@ -140,10 +143,10 @@ class RankingModel(tfrs.Model):
             loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
             metrics=[tf.keras.metrics.AUC(from_logits=True, name="click_auc")], name="click_task")
 
-    def _inputs(self, features):
+    def _inputs(self, features: Mapping[str, Any]) -> dict[str, Any]:
         return {name: features[name] for name in self.scorer.input}
 
-    def compute_loss(self, features, training=False):
+    def compute_loss(self, features: Mapping[str, Any], training: bool = False) -> Any:
         out = self.scorer(self._inputs(features), training=training)
         clicked = features["clicked"]
         if self.every_impression_negative:
@@ -162,7 +165,7 @@ class RankingModel(tfrs.Model):
         self.click_task(clicked, out["logit"], training=training)  # AUC only; loss unused
         return loss
 
-    def served_output_names(self):
+    def served_output_names(self) -> list[str]:
         """Names of `call`'s outputs, in order."""
         names = ["logit", "expected_watch_time"]
         if self.config.click_head:
@@ -171,7 +174,7 @@ class RankingModel(tfrs.Model):
                 names.append("expected_watch_time_corrected")
         return names
 
-    def call(self, features, training=False):
+    def call(self, features: Mapping[str, Any], training: bool = False) -> dict[str, Any]:
         out = self.scorer(self._inputs(features), training=training)
         logit = self.logit_scale * (out["logit"] + self.logit_offset) + self.logit_shift
         served = {"logit": logit, "expected_watch_time": tf.exp(logit)}
@@ -183,7 +186,8 @@ class RankingModel(tfrs.Model):
         return served
 
 
-def ranking_artifacts(config, train_examples, video_ids):
+def ranking_artifacts(config: RankingConfig, train_examples: ExampleSet,
+                      video_ids: Sequence[str]) -> dict[str, Any]:
     """What fixes the ranker's vocabularies and CDF boundaries, from its training impressions
     (JSON-able, so a saved ranker is rebuilt without them: `ranking_model_from_artifacts`).
 
@@ -193,37 +197,47 @@ def ranking_artifacts(config, train_examples, video_ids):
         the CDF is that of the impressions served).
       video_ids: [V] corpus ids (the candidate generator's).
     Returns:
-      {"video_ids": [V] str, "languages": sorted language values seen in training,
-       "boundaries": [F][q + 1] float CDF boundaries of `continuous_inputs(config)`}.
+      {"video_ids": [V] str, <each group's `fit`> (language: "languages", sorted values seen in
+       training), "boundaries": [F][q + 1] float CDF boundaries of `cdf_input_names(config)`}.
     """
     if not 0 < config.negative_subsample_rate <= 1:
         raise ValueError(f"negative_subsample_rate must be in (0, 1], got "
                          f"{config.negative_subsample_rate}")
-    names = continuous_inputs(config)
-    missing = [n for n in names if n not in train_examples.columns]
+    features = ranker_features(config.features)
+    missing, hints = [], []
+    for feature in features:
+        lacking = [s.name for s in feature.inputs(config) if s.name not in train_examples.columns]
+        missing += lacking
+        if lacking:
+            hints.append(feature.column_hint or f"ranker feature {feature.name!r} reads them")
     if missing:
-        raise ValueError(f"ranking examples lack {missing} (cg_score comes from "
-                         "candidate_generation_scores; or drop it from ranking features)")
+        raise ValueError(f"ranking examples lack {missing} ({'; '.join(hints)}; or drop it from "
+                         "ranking features)")
+    artifacts: dict[str, Any] = {"video_ids": [str(v) for v in video_ids]}
+    for feature in features:
+        fitted = feature.fit(config, train_examples)
+        clash = sorted(set(fitted) & {*artifacts, "boundaries"})
+        if clash:
+            raise ValueError(f"ranker feature {feature.name!r} fits artifact(s) {clash} that "
+                             "another group or the scorer already has")
+        artifacts.update(fitted)
+    names = cdf_input_names(config)
     boundaries = quantile_boundaries(
         np.stack([np.asarray(train_examples[n], np.float64) for n in names], axis=1),
         config.quantiles) if names else np.zeros((0, 2))
-    languages = set()
-    if "language" in config.features:
-        languages = set(np.asarray(train_examples["user_language"]).astype(str)) | \
-            set(np.asarray(train_examples["video_language"]).astype(str))
     # tolist(): float64 -> Python floats, which JSON writes and reads back exactly.
-    return {"video_ids": [str(v) for v in video_ids], "languages": sorted(languages),
-            "boundaries": np.asarray(boundaries).tolist()}
+    artifacts["boundaries"] = np.asarray(boundaries).tolist()
+    return artifacts
 
 
-def ranking_model_from_artifacts(config, artifacts):
+def ranking_model_from_artifacts(config: RankingConfig,
+                                 artifacts: Mapping[str, Any]) -> "RankingModel":
     """An untrained RankingModel with the vocabularies and boundaries of `ranking_artifacts`."""
-    scorer = build_ranking_scorer(config, artifacts["video_ids"], artifacts["languages"],
-                                  artifacts["boundaries"])
-    return RankingModel(scorer, config)
+    return RankingModel(build_ranking_scorer(config, artifacts), config)
 
 
-def build_ranking_model(config, train_examples, video_ids):
+def build_ranking_model(config: RankingConfig, train_examples: ExampleSet,
+                        video_ids: Sequence[str]) -> "RankingModel":
     """A RankingModel with vocabularies and CDF boundaries fitted on the training examples
     (arguments as `ranking_artifacts`)."""
     return ranking_model_from_artifacts(config, ranking_artifacts(config, train_examples,

@@ -15,9 +15,11 @@ negative, A = T when clicked (else 0) and B = 1; the click-trained LR has A = cl
 B = 1 - clicked.
 """
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def objective_weights(clicked, watch_time, weighted=True, negatives="not_clicked"):
+def objective_weights(clicked: ArrayLike, watch_time: ArrayLike, weighted: bool = True,
+                      negatives: str = "not_clicked") -> tuple[np.ndarray, np.ndarray]:
     """(A, B): [n] positive and negative weights of the objective (module docstring).
 
     Args:
@@ -32,14 +34,16 @@ def objective_weights(clicked, watch_time, weighted=True, negatives="not_clicked
     return target, (np.ones_like(clicked) if negatives == "all_impressions" else 1.0 - clicked)
 
 
-def objective(logits, positive_weight, negative_weight):
+def objective(logits: ArrayLike, positive_weight: np.ndarray,
+              negative_weight: np.ndarray) -> float:
     """Mean of A softplus(-z) + B softplus(z) over impressions (float)."""
     z = np.asarray(logits, np.float64)
     return float(np.mean(positive_weight * np.logaddexp(0.0, -z)
                          + negative_weight * np.logaddexp(0.0, z)))
 
 
-def fit_logit_calibration(logits, positive_weight, negative_weight, iterations=100):
+def fit_logit_calibration(logits: ArrayLike, positive_weight: ArrayLike,
+                          negative_weight: ArrayLike, iterations: int = 100) -> tuple[float, float]:
     """(scale, shift) minimising objective(scale * z + shift): Newton's method with backtracking.
 
     The objective is convex in (scale, shift) (softplus of a linear function), so Newton converges
@@ -58,7 +62,7 @@ def fit_logit_calibration(logits, positive_weight, negative_weight, iterations=1
                          "weight")
     design = np.stack([z, np.ones_like(z)], axis=1)  # [n, 2]
 
-    def loss(theta):
+    def loss(theta: np.ndarray) -> float:
         return objective(design @ theta, a_w, b_w)
 
     theta = np.array([1.0, 0.0])

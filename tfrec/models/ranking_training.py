@@ -6,20 +6,25 @@ calibration (`RankingConfig.selection_metric`).
 `tfrec.features.ranking_examples`), a trained RankingModel and a result dict for metrics.json out.
 """
 
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
 import numpy as np
 
+from tfrec.config import RankingConfig
 from tfrec.evaluation.ranking import calibration, evaluate_ranking
 from tfrec.features.dataset import padded_features
 from tfrec.features.example_set import ExampleSet
 from tfrec.tf_keras2 import tf
-from tfrec.models.ranking import build_ranking_model, ranking_model_from_artifacts
+from tfrec.models.ranking import RankingModel, build_ranking_model, ranking_model_from_artifacts
 from tfrec.models.ranking_calibration import fit_logit_calibration, objective, objective_weights
 from tfrec.models.training import (LEARNING_RATE_HINT, _optimizer, fit_choosing_epoch,
                                    read_artifacts, restore_weights)
 LABEL_COLUMNS = ("clicked", "watch_time")
 
 
-def ranking_features(examples, input_names, max_history):
+def ranking_features(examples: ExampleSet, input_names: Sequence[str],
+                     max_history: int) -> dict[str, np.ndarray]:
     """numpy dict of the named model inputs plus the labels, e.g. {"watch_history": [n, H], ...}.
 
     Args:
@@ -33,7 +38,8 @@ def ranking_features(examples, input_names, max_history):
     return padded_features(ExampleSet({n: examples[n] for n in keep}), max_history, 1)
 
 
-def ranking_dataset(features, batch_size, shuffle_seed=None):
+def ranking_dataset(features: Mapping[str, np.ndarray], batch_size: int,
+                    shuffle_seed: int | None = None) -> Any:
     """Batched, prefetched tf.data.Dataset over a `ranking_features` dict."""
     ds = tf.data.Dataset.from_tensor_slices(features)
     if shuffle_seed is not None:
@@ -42,7 +48,7 @@ def ranking_dataset(features, batch_size, shuffle_seed=None):
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
-def subsample_negatives(examples, rate, seed=0):
+def subsample_negatives(examples: ExampleSet, rate: float, seed: int = 0) -> ExampleSet:
     """Keep every clicked impression and each other one with probability `rate` (seeded)."""
     if rate >= 1:
         return examples
@@ -51,7 +57,8 @@ def subsample_negatives(examples, rate, seed=0):
     return examples.take(keep)
 
 
-def predict_ranker(model, examples, batch_size=4096):
+def predict_ranker(model: RankingModel, examples: ExampleSet,
+                   batch_size: int = 4096) -> dict[str, np.ndarray]:
     """{output name: [n] numpy} of the served outputs (logit, expected_watch_time, ...)."""
     features = ranking_features(examples, list(model.scorer.input), model.config.max_history)
     inputs = {n: features[n] for n in model.scorer.input}
@@ -59,12 +66,13 @@ def predict_ranker(model, examples, batch_size=4096):
     return {k: np.asarray(v).reshape(-1) for k, v in out.items()}
 
 
-def _objective_weights(model, examples):
+def _objective_weights(model: RankingModel,
+                       examples: ExampleSet) -> tuple[np.ndarray, np.ndarray]:
     return objective_weights(examples["clicked"], examples["watch_time"], model.config.weighted,
                              model.config.negatives)
 
 
-def calibrate_ranker(model, validation_examples):
+def calibrate_ranker(model: RankingModel, validation_examples: ExampleSet) -> dict[str, float]:
     """Fit the model's logit scale and shift on validation (`tfrec.models.ranking_calibration`);
     returns {"scale", "shift", "objective_before", "objective_after"}."""
     model.logit_scale.assign(1.0)
@@ -78,7 +86,8 @@ def calibrate_ranker(model, validation_examples):
             "objective_after": objective(scale * logits + shift, *weights)}
 
 
-def evaluate_ranker(model, examples, true_expected_column=None):
+def evaluate_ranker(model: RankingModel, examples: ExampleSet,
+                    true_expected_column: str | None = None) -> dict[str, Any]:
     """`evaluate_ranking` of the model's logit (ranking) and exp(logit) (calibration), plus the
     mean training objective of the served logit on all impressions (`weighted_logistic_loss`)."""
     out = predict_ranker(model, examples)
@@ -92,8 +101,10 @@ def evaluate_ranker(model, examples, true_expected_column=None):
     return metrics
 
 
-def train_ranker(train_examples, validation_examples, config, video_ids, test_examples=None,
-                 true_expected_column=None, log=print):
+def train_ranker(train_examples: ExampleSet, validation_examples: ExampleSet,
+                 config: RankingConfig, video_ids: Sequence[str],
+                 test_examples: ExampleSet | None = None, true_expected_column: str | None = None,
+                 log: Callable[[str], None] = print) -> tuple[RankingModel, dict[str, Any]]:
     """Train the ranker, choosing the epoch on validation; returns (model, result dict).
 
     Args:
@@ -115,7 +126,7 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
     features = ranking_features(kept, list(model.scorer.input), config.max_history)
     train_ds = ranking_dataset(features, config.batch_size, shuffle_seed=config.seed)
 
-    def validate(epoch, loss):
+    def validate(epoch: int, loss: float) -> tuple[tuple[float, float], dict[str, float]]:
         val = evaluate_ranker(model, validation_examples)
         log(f"  ranking epoch {epoch}: loss {loss:.4f}  validation weighted per-user loss "
             f"{val['weighted_per_user_loss']:.4f}  click AUC {val['click_auc']:.4f}")
@@ -150,7 +161,7 @@ def train_ranker(train_examples, validation_examples, config, video_ids, test_ex
     return model, result
 
 
-def load_ranker(weights_path, config):
+def load_ranker(weights_path: str, config: RankingConfig) -> RankingModel:
     """The RankingModel `tfrec.models.training.save_model` saved with its `ranking_artifacts`
     (vocabularies, CDF boundaries): rebuilt from them and `config` (RankingConfig), its weights
     (calibration included) restored; no ranking example is read."""

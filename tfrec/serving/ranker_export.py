@@ -1,8 +1,9 @@
 """Export a trained ranker as the `ranker` servable.
 
-  ranker  serving_default: the raw named features (video_id [B] string, watch_history [B, H]
-          string, user_language / video_language [B] string, continuous features [B] float32
-          each: see `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
+  ranker  serving_default: the raw named features, the inputs its configured feature groups
+          declare (tfrec/features/ranker/: video_id [B] string, watch_history [B, H] string,
+          user_language / video_language [B] string, continuous features [B] float32 each; see
+          `tfrec.models.ranking`) -> logit [B], expected_watch_time [B] (seconds) and,
           with a click head, click_probability [B] and expected_watch_time_corrected [B].
           Stock TF ops only: TF Serving loads it.
           The request is checked first (`tfrec.serving.request_checks`): wrong ranks, widths,
@@ -12,9 +13,13 @@
           answer as values just beyond the smallest / largest training value (finite outputs).
 """
 import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
 
 from tfrec.tf_keras2 import tf
-from tfrec.models.ranking import indicator_inputs
+from tfrec.models.ranking import RankingModel, indicator_input_names
 from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import checked_request, relaxed_signature
 from tfrec.serving.retrieval import serving_signature
@@ -25,19 +30,21 @@ class RankerServable(tf.Module):
     """Raw ranking features -> the RankingModel's served outputs (with the log(r) correction),
     after the request checks (module docstring)."""
 
-    def __init__(self, model, name=None):
+    def __init__(self, model: RankingModel, name: str | None = None) -> None:
         super().__init__(name=name)
         self.model = model
         self.specs = serving_signature(model.scorer)
         # The indicators enter the tower as they are: 1e30 there would overflow exp(logit).
-        self.ranges = {n: (0.0, 1.0) for n in indicator_inputs(model.config) if n in self.specs}
+        self.ranges = {n: (0.0, 1.0) for n in indicator_input_names(model.config)
+                       if n in self.specs}
         self.serve = tf.function(self._serve, input_signature=[relaxed_signature(self.specs)])
 
-    def _serve(self, features):
+    def _serve(self, features: Mapping[str, Any]) -> dict[str, Any]:
         return self.model(checked_request(features, self.specs, self.ranges), training=False)
 
 
-def save_ranker(model, folder, features, manifest):
+def save_ranker(model: RankingModel, folder: str, features: Mapping[str, np.ndarray],
+                manifest: Mapping[str, Any]) -> str:
     """Save `model` as the ranker servable folder (SavedModel, warmup, manifest; not yet a
     version: `tfrec.serving.version_sets.publish` makes it one).
 
@@ -70,7 +77,9 @@ def save_ranker(model, folder, features, manifest):
         logger.setLevel(level)
 
 
-def export_ranker(model, base_dir, features, manifest, keep=3, log=print):
+def export_ranker(model: RankingModel, base_dir: str, features: Mapping[str, np.ndarray],
+                  manifest: Mapping[str, Any], keep: int = 3,
+                  log: Callable[[str], None] = print) -> str:
     """`save_ranker`, then publish it as a new version set of `base_dir` that keeps the served
     set's other servables (the pipeline publishes all of a run's servables together instead).
 
