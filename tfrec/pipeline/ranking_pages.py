@@ -26,6 +26,7 @@ def ranking_splits(ctx: StageContext) -> tuple[tuple, str]:
     windows = cg_examples.windows
     # P1: fold generators build and score the training pages (the stage is off under P3).
     folds = ctx.inputs["cross_fitting"] if "cross_fitting" in ctx.inputs else None
+    parts: typing.Any  # (train, validation, test): a tuple, or a list refilled in place (P3)
     if len(events.impressions):
         examples = build_ranking_examples(events, max_history=rk.model.max_history)
         if windows is None:
