@@ -11,9 +11,10 @@ import tfrec  # noqa: E402  (selects Keras 2 before anything imports TensorFlow)
 from tfrec.config import ConfigError, load_config, to_dict  # noqa: E402
 from tfrec.data.fetch import DATASETS, fetch_movielens_100k  # noqa: E402
 from tfrec.errors import user_error_message  # noqa: E402
+from tfrec.pipeline.registry import STAGES  # noqa: E402  (names only: no stage imported)
 
 
-def _positive_int(text):
+def _positive_int(text: str) -> int:
     """argparse type of `recommend -k`: an int >= 1 (a negative k would slice from the end)."""
     try:
         value = int(text)
@@ -24,7 +25,7 @@ def _positive_int(text):
     return value
 
 
-def _parser():
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tfrec", description=tfrec.__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"tfrec {tfrec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -40,8 +41,7 @@ def _parser():
                           "terminal)")
     run.add_argument("--force", action="append", default=[], metavar="STAGE",
                      help="redo STAGE and every stage after it that depends on it, even if "
-                          "cached (repeatable); stages: events, examples, popularity, "
-                          "candidate_generation, export, ranking, publish")
+                          f"cached (repeatable); stages: {', '.join(STAGES.names())}")
 
     data = sub.add_parser("data", help="data commands")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -91,7 +91,7 @@ def _parser():
     return parser
 
 
-def _versions(args):
+def _versions(args: argparse.Namespace) -> None:
     from tfrec.serving import version_sets
     if args.versions_command == "use":
         path = version_sets.use_version(args.saved_models, args.version)
@@ -110,7 +110,7 @@ def _versions(args):
               f"{', '.join(entry['servables'])}")
 
 
-def _simulate(args):
+def _simulate(args: argparse.Namespace) -> None:
     import time
 
     from tfrec.data.simulator import preset, simulate_to_parquet
@@ -127,7 +127,7 @@ def _simulate(args):
     start = time.perf_counter()
     tty = sys.stderr.isatty()
 
-    def progress(day, days):
+    def progress(day: int, days: int) -> None:
         if tty:
             print(f"\rsimulating day {day}/{days}", end="" if day < days else "\n",
                   file=sys.stderr, flush=True)
@@ -140,7 +140,7 @@ def _simulate(args):
     print(f"{args.out}: {counts} ({events:,} events in {time.perf_counter() - start:.1f}s)")
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":

@@ -19,6 +19,7 @@ metrics, seconds) last, and the folder is renamed into place; a crash leaves no 
 """
 import dataclasses
 import difflib
+import functools
 import hashlib
 import json
 import math
@@ -31,9 +32,68 @@ import uuid
 import pydantic
 
 import tfrec
-from tfrec.config import ConfigError, to_dict
+from tfrec.config import ConfigError, PipelineConfig, to_dict
 
 MARKER = "stage.json"
+
+
+class LazyInputs(dict[str, typing.Any]):
+    """{stage name: value}, each value loaded from disk on first use: a rerun that finds every
+    stage cached loads nothing (no model is rebuilt just to be skipped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loaders: dict[str, typing.Callable[[], typing.Any]] = {}
+
+    def add(self, name: str, load: typing.Callable[[], typing.Any]) -> None:
+        self._loaders[name] = load
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._loaders
+
+    def __getitem__(self, name: str) -> typing.Any:
+        if not dict.__contains__(self, name):
+            dict.__setitem__(self, name, self._loaders[name]())
+        return dict.__getitem__(self, name)
+
+    def subset(self, names: typing.Iterable[str]) -> "LazyInputs":
+        out = LazyInputs()
+        out._loaders = {n: functools.partial(self.__getitem__, n) for n in names}
+        return out
+
+
+@dataclasses.dataclass
+class StageContext:
+    """What a stage function sees.
+
+    Attributes:
+      config: the PipelineConfig.
+      run_dir: runs/<name>/ (for files that live beside the stages: checkpoints/, tensorboard/).
+      out: the stage's own folder (a temporary one while `run` writes into it).
+      key: the stage's cache key (hex).
+      inputs: {upstream stage name: its value} (LazyInputs: loaded when first read).
+      metrics: the run's metrics so far (sections of finished stages).
+      log: callable(str) for progress lines; progress: whether to draw progress bars.
+      forced: the stage runs because of --force (so it must not resume earlier partial work).
+    """
+
+    config: PipelineConfig
+    run_dir: str
+    out: str
+    key: str
+    inputs: dict[str, typing.Any]
+    metrics: dict[str, typing.Any]
+    log: typing.Callable[[str], None] = print
+    progress: bool = False
+    forced: bool = False
+
+    def path(self, *parts: str) -> str:
+        """A path inside the stage's folder."""
+        return os.path.join(self.out, *parts)
+
+    def run_path(self, *parts: str) -> str:
+        """A path inside the run folder."""
+        return os.path.join(self.run_dir, *parts)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,80 +114,24 @@ class Stage:
         outputs can no longer be used (e.g. exported versions deleted): the stage runs again.
       input_files: optional callable(config) -> JSON-able fingerprint of the files outside the
         run the stage reads (hashed into its key, so editing them in place reruns it).
+      rank: where the stage goes in the pipeline's run order among the stages free to go next
+        (lower first; `tfrec.pipeline.registry.run_order`); not part of the key.
     """
 
     name: str
-    run: typing.Callable
-    load: typing.Callable
-    depends_on: typing.Tuple[str, ...] = ()
-    optional_depends_on: typing.Tuple[str, ...] = ()
-    config_sections: typing.Tuple[str, ...] = ()
+    run: typing.Callable[[StageContext], dict[str, typing.Any] | None]
+    load: typing.Callable[[StageContext], typing.Any]
+    depends_on: tuple[str, ...] = ()
+    optional_depends_on: tuple[str, ...] = ()
+    config_sections: tuple[str, ...] = ()
     version: int = 1
-    enabled: typing.Callable = lambda config: True
-    check: typing.Optional[typing.Callable] = None
-    input_files: typing.Optional[typing.Callable] = None
+    enabled: typing.Callable[[PipelineConfig], bool] = lambda config: True
+    check: typing.Callable[[StageContext], typing.Any] | None = None
+    input_files: typing.Callable[[PipelineConfig], typing.Any] | None = None
+    rank: int = 100
 
 
-class LazyInputs(dict):
-    """{stage name: value}, each value loaded from disk on first use: a rerun that finds every
-    stage cached loads nothing (no model is rebuilt just to be skipped)."""
-
-    def __init__(self):
-        super().__init__()
-        self._loaders = {}
-
-    def add(self, name, load):
-        self._loaders[name] = load
-
-    def __contains__(self, name):
-        return name in self._loaders
-
-    def __getitem__(self, name):
-        if not dict.__contains__(self, name):
-            dict.__setitem__(self, name, self._loaders[name]())
-        return dict.__getitem__(self, name)
-
-    def subset(self, names):
-        out = LazyInputs()
-        out._loaders = {n: (lambda n=n: self[n]) for n in names}
-        return out
-
-
-@dataclasses.dataclass
-class StageContext:
-    """What a stage function sees.
-
-    Attributes:
-      config: the PipelineConfig.
-      run_dir: runs/<name>/ (for files that live beside the stages: checkpoints/, tensorboard/).
-      out: the stage's own folder (a temporary one while `run` writes into it).
-      key: the stage's cache key (hex).
-      inputs: {upstream stage name: its value} (LazyInputs: loaded when first read).
-      metrics: the run's metrics so far (sections of finished stages).
-      log: callable(str) for progress lines; progress: whether to draw progress bars.
-      forced: the stage runs because of --force (so it must not resume earlier partial work).
-    """
-
-    config: typing.Any
-    run_dir: str
-    out: str
-    key: str
-    inputs: dict
-    metrics: dict
-    log: typing.Callable = print
-    progress: bool = False
-    forced: bool = False
-
-    def path(self, *parts):
-        """A path inside the stage's folder."""
-        return os.path.join(self.out, *parts)
-
-    def run_path(self, *parts):
-        """A path inside the run folder."""
-        return os.path.join(self.run_dir, *parts)
-
-
-def json_safe(value):
+def json_safe(value: typing.Any) -> typing.Any:
     """`value` with every NaN or infinite float replaced by None: JSON has no NaN, and a NaN
     literal in metrics.json breaks strict readers (and looks like a figure)."""
     if isinstance(value, float):
@@ -139,7 +143,7 @@ def json_safe(value):
     return value
 
 
-def write_json_atomic(path, data):
+def write_json_atomic(path: str, data: typing.Any) -> None:
     """json.dump (non-finite floats as null) to a temporary file, then os.replace: readers never
     see half a file."""
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
@@ -153,7 +157,7 @@ def write_json_atomic(path, data):
             os.remove(tmp)
 
 
-def replace_dir(tmp, final):
+def replace_dir(tmp: str, final: str) -> None:
     """Move folder `tmp` to `final`, replacing what was there (a folder cannot be os.replace'd
     onto a non-empty one: the old one is renamed away first, then deleted)."""
     old = None
@@ -165,18 +169,19 @@ def replace_dir(tmp, final):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _section(config, dotted):
-    value = config
+def _section(config: PipelineConfig, dotted: str) -> typing.Any:
+    value: typing.Any = config
     for part in dotted.split("."):
         value = getattr(value, part)
     return to_dict(value) if isinstance(value, pydantic.BaseModel) else value
 
 
-def stage_key(stage, config, upstream_keys):
+def stage_key(stage: Stage, config: PipelineConfig, upstream_keys: dict[str, str]) -> str:
     """sha256 hex of everything a stage's outputs depend on."""
     upstream = stage.depends_on + tuple(n for n in stage.optional_depends_on
                                         if n in upstream_keys)
-    spec = {"stage": stage.name, "tfrec": tfrec.__version__, "version": stage.version,
+    spec: dict[str, typing.Any] = {
+            "stage": stage.name, "tfrec": tfrec.__version__, "version": stage.version,
             "config": {s: _section(config, s) for s in stage.config_sections},
             "upstream": {name: upstream_keys[name] for name in upstream}}
     if stage.input_files is not None:
@@ -184,10 +189,10 @@ def stage_key(stage, config, upstream_keys):
     return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def fingerprint_files(folder):
+def fingerprint_files(folder: str) -> list[list[typing.Any]]:
     """[[relative path, size, mtime_ns, sha256]] of every file under `folder`, sorted; [] when it
     does not exist. Content, not only the name, decides whether a cached stage is still valid."""
-    rows = []
+    rows: list[list[typing.Any]] = []
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         for name in sorted(files):
@@ -202,7 +207,7 @@ def fingerprint_files(folder):
     return rows
 
 
-def downstream_of(stages, names):
+def downstream_of(stages: typing.Sequence[Stage], names: typing.Iterable[str]) -> set[str]:
     """`names` and every stage that depends on one of them, directly or not."""
     out = set(names)
     for stage in stages:  # stages are in dependency order
@@ -211,7 +216,7 @@ def downstream_of(stages, names):
     return out
 
 
-def check_force(stages, force):
+def check_force(stages: typing.Sequence[Stage], force: typing.Iterable[str]) -> None:
     """ConfigError for a --force name that is not a stage (naming the nearest one)."""
     names = [s.name for s in stages]
     for name in force:
@@ -221,7 +226,7 @@ def check_force(stages, force):
             raise ConfigError(f"--force: unknown stage '{name}'{hint} (stages: {names})")
 
 
-def _read_marker(folder):
+def _read_marker(folder: str) -> dict[str, typing.Any] | None:
     try:
         with open(os.path.join(folder, MARKER)) as f:
             return json.load(f)
@@ -229,13 +234,14 @@ def _read_marker(folder):
         return None
 
 
-def read_marker(run_dir, name):
+def read_marker(run_dir: str, name: str) -> dict[str, typing.Any] | None:
     """The stage.json of stage `name` in `run_dir` (its key, metrics, seconds), or None when the
     stage has not finished there."""
     return _read_marker(os.path.join(run_dir, name))
 
 
-def stale_stages(stages, config, run_dir, name):
+def stale_stages(stages: typing.Sequence[Stage], config: PipelineConfig, run_dir: str,
+                 name: str) -> list[str]:
     """Stage `name` and those upstream of it whose stage.json in `run_dir` holds another key
     than the one `config` gives them (their outputs were made for another config or code
     version), upstream first; [] when every one is current.
@@ -246,9 +252,10 @@ def stale_stages(stages, config, run_dir, name):
     read the data; when that is missing, nothing downstream of it can be checked.
     """
     by_name = {s.name: s for s in stages}
-    keys, stale = {}, []
+    keys: dict[str, str | None] = {}
+    stale: list[str] = []
 
-    def visit(stage_name):
+    def visit(stage_name: str) -> str | None:
         """The key `config` gives the stage (None: cannot be known)."""
         if stage_name in keys:
             return keys[stage_name]
@@ -263,7 +270,7 @@ def stale_stages(stages, config, run_dir, name):
         elif None in upstream_keys.values():
             key = None
         else:
-            key = stage_key(stage, config, upstream_keys)
+            key = stage_key(stage, config, {n: k for n, k in upstream_keys.items() if k})
         if None not in (recorded, key) and recorded != key:
             stale.append(stage_name)
         keys[stage_name] = key
@@ -273,7 +280,7 @@ def stale_stages(stages, config, run_dir, name):
     return stale
 
 
-def _remove_stale_temporaries(run_dir):
+def _remove_stale_temporaries(run_dir: str) -> None:
     """Delete the temporary folders of stages a killed run left (the caller holds the run's
     lock, so no other run is writing them)."""
     for name in os.listdir(run_dir):
@@ -285,7 +292,11 @@ def _remove_stale_temporaries(run_dir):
                 os.remove(path)
 
 
-def run_stages(stages, config, run_dir, force=(), log=print, progress=False, after_each=None):
+def run_stages(stages: typing.Sequence[Stage], config: PipelineConfig, run_dir: str,
+               force: typing.Iterable[str] = (), log: typing.Callable[[str], None] = print,
+               progress: bool = False,
+               after_each: typing.Callable[[dict, dict], None] | None = None
+               ) -> tuple[LazyInputs, dict[str, typing.Any], dict[str, typing.Any]]:
     """Run or load every enabled stage in order.
 
     after_each: callable(metrics, report) after every stage (e.g. to save metrics.json as it grows).
@@ -297,7 +308,10 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
     """
     check_force(stages, force)
     forced = downstream_of(stages, force)
-    values, keys, metrics, report = LazyInputs(), {}, {}, {}
+    values = LazyInputs()
+    keys: dict[str, str] = {}
+    metrics: dict[str, typing.Any] = {}
+    report: dict[str, typing.Any] = {}
     _remove_stale_temporaries(run_dir)
     for stage in stages:
         if not stage.enabled(config) or any(d not in values for d in stage.depends_on):
@@ -308,7 +322,8 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
         upstream = stage.depends_on + tuple(n for n in stage.optional_depends_on if n in values)
         ctx = StageContext(config, run_dir, final, key, values.subset(upstream),
                            metrics, log, progress, forced=stage.name in forced)
-        marker = None if stage.name in forced else _read_marker(final)
+        marker: dict[str, typing.Any] | None = (None if stage.name in forced
+                                                 else _read_marker(final))
         if marker is not None and marker.get("key") == key:
             try:
                 if stage.check is not None:
@@ -319,7 +334,7 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
         else:
             marker = None
         cached = marker is not None
-        if cached:
+        if marker is not None:
             seconds = time.perf_counter() - start
             log(f"[{stage.name}] cached (hash {key[:8]}, made in {marker['seconds']:.1f}s)")
         else:
@@ -341,7 +356,7 @@ def run_stages(stages, config, run_dir, force=(), log=print, progress=False, aft
             log(f"[{stage.name}] done in {seconds:.1f}s")
         # Downstream stages get the value as `load` reads it back from disk, whether the stage
         # ran now or earlier: one path, so a cached run cannot differ from a fresh one.
-        values.add(stage.name, lambda load=stage.load, ctx=ctx: load(ctx))
+        values.add(stage.name, functools.partial(stage.load, ctx))
         keys[stage.name] = key
         metrics.update(marker["metrics"])
         report[stage.name] = {"key": key, "cached": cached, "seconds": round(seconds, 3),

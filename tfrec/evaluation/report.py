@@ -7,19 +7,25 @@ scalar figures.
 """
 import datetime
 import os
+import typing
 import uuid
 
 import yaml
 
 import tfrec
-from tfrec.config import to_dict
+from tfrec.config import PipelineConfig, to_dict
 from tfrec.evaluation import plots
 from tfrec.evaluation.bootstrap import RESAMPLES
 
 P1_COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "map@100")
+REPORTED_SPLITS = ("test", "validation")  # the order of the rows of the retrieval tables
+
+Metrics = dict[str, typing.Any]  # metrics.json (or one of its sections) as a dict
+# A report section: (metrics, config, plots folder) -> its Markdown, or None when it has nothing.
+Section = typing.Callable[[Metrics, PipelineConfig, str], str | None]
 
 
-def _fmt(value):
+def _fmt(value: typing.Any) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, int):
@@ -29,25 +35,25 @@ def _fmt(value):
     return str(value)
 
 
-def _table(header, rows):
+def _table(header: typing.Sequence[str], rows: typing.Iterable[typing.Sequence]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
     return "\n".join(lines)
 
 
-def _interval(comparison):
+def _interval(comparison: Metrics) -> str:
     """'+0.0123 [+0.0045, +0.0201]' of a {difference, ci95} comparison."""
     lo, hi = comparison["ci95"]
     return f"{comparison['difference']:+.4f} [{lo:+.4f}, {hi:+.4f}]"
 
 
-def _image(plots_dir, path, alt):
+def _image(plots_dir: str, path: str | None, alt: str) -> str:
     return f"![{alt}](plots/{os.path.basename(path)})" if path else ""
 
 
-def flatten_scalars(mapping, prefix=""):
+def flatten_scalars(mapping: Metrics, prefix: str = "") -> list[tuple[str, typing.Any]]:
     """[(dotted name, value)] of every number/string/bool in a nested dict (lists skipped)."""
-    out = []
+    out: list[tuple[str, typing.Any]] = []
     for key, value in mapping.items():
         name = f"{prefix}{key}"
         if isinstance(value, dict):
@@ -57,12 +63,12 @@ def flatten_scalars(mapping, prefix=""):
     return out
 
 
-def scalar_table(mapping):
+def scalar_table(mapping: Metrics) -> str:
     """A two-column Markdown table of a nested dict's scalar figures."""
     return _table(("figure", "value"), flatten_scalars(mapping))
 
 
-def summary(metrics, config):
+def summary(metrics: Metrics, config: PipelineConfig) -> str:
     """The first lines: what was run, and the headline figure."""
     cg = config.candidate_generation
     data = metrics.get("data", {})
@@ -83,7 +89,7 @@ def summary(metrics, config):
     return text
 
 
-def section_run(metrics, config, plots_dir):
+def section_run(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     stages = metrics.get("stages", {})
     rows = [(name, s["key"][:8], f"{s['compute_seconds']:.1f}") for name, s in stages.items()]
     total = sum(s["compute_seconds"] for s in stages.values())
@@ -97,7 +103,7 @@ def section_run(metrics, config, plots_dir):
         + yaml.safe_dump(to_dict(config), sort_keys=False) + "```\n</details>"])
 
 
-def section_data(metrics, config, plots_dir):
+def section_data(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     data, examples = metrics.get("data"), metrics.get("examples")
     if not data:
         return None
@@ -114,7 +120,7 @@ def section_data(metrics, config, plots_dir):
     return text
 
 
-def section_p1(metrics, config, plots_dir):
+def section_p1(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     text = retrieval_tables(metrics, config, config.evaluation.protocol,
                             metrics.get("examples", {}).get("p3_windows"))
     if text is None:
@@ -123,28 +129,44 @@ def section_p1(metrics, config, plots_dir):
     return text + "\n\n" + _image(plots_dir, path, "Recall@K")
 
 
-def section_compare_protocol(metrics, config, plots_dir):
+def section_compare_protocol(metrics: Metrics, config: PipelineConfig,
+                             plots_dir: str) -> str | None:
     """The same generator config and popularity under the run's other protocol."""
     other = metrics.get("compare_protocol")
     if not other:
         return None
+    tables = retrieval_tables(other, config, other["protocol"],
+                              other["examples"].get("p3_windows"))
+    if tables is None:
+        return None
     return ("The run's candidate-generation config trained again, and popularity, under the "
             "other protocol (`evaluation.compare_protocol`; this generator is not exported). "
-            + retrieval_tables(other, config, other["protocol"],
-                               other["examples"].get("p3_windows")))
+            + tables)
 
 
-def retrieval_tables(block, config, protocol, windows):
+def _sources(block: Metrics) -> list[str]:
+    """The candidate sources with figures in `block`: "retrieval" (the generator), then
+    "popularity"."""
+    return [m for m in ("retrieval", "popularity") if m in block]
+
+
+def _source_rows(block: Metrics, models: list[str], split: str,
+                 cells: typing.Callable[[Metrics], list]) -> list[tuple]:
+    """[(split, model, *cells(that model's figures on `split`))] of each model in `block`."""
+    return [(split, model, *cells(block[model][split])) for model in models]
+
+
+def retrieval_tables(block: Metrics, config: PipelineConfig, protocol: str,
+                     windows: Metrics | None) -> str | None:
     """Markdown: the protocol, query counts, generator vs popularity per split and the paired
     test differences; `block` holds "retrieval" and "popularity" figures (or None)."""
-    models = [m for m in ("retrieval", "popularity") if m in block]
+    models = _sources(block)
     if not models:
         return None
-    rows = []
-    for split in ("test", "validation"):
-        for model in models:
-            figures = block[model][split]
-            rows.append((split, model, *[figures.get(c, float("nan")) for c in P1_COLUMNS]))
+    rows: list[tuple] = []
+    for split in REPORTED_SPLITS:
+        rows += _source_rows(block, models, split, lambda figures: [
+            figures.get(c, float("nan")) for c in P1_COLUMNS])
         if len(models) == 2:
             ret, pop = (block[m][split] for m in models)
             rows.append((split, "retrieval / popularity",
@@ -152,7 +174,7 @@ def retrieval_tables(block, config, protocol, windows):
     counts = "; ".join(
         f"{split} {block[models[0]][split].get('queries')} scored, "
         f"{block[models[0]][split].get('rewatch_targets_skipped', 0)} re-watch targets skipped"
-        for split in ("test", "validation"))
+        for split in REPORTED_SPLITS)
     text = (protocol_text(protocol, windows, config) + " All videos are ranked, those watched "
             "before excluded, and a query whose target is itself a re-watch is not scored "
             f"(queries: {counts}). Retrieval figures are at the epoch chosen on "
@@ -167,7 +189,7 @@ def retrieval_tables(block, config, protocol, windows):
     return text
 
 
-def protocol_text(protocol, windows, config):
+def protocol_text(protocol: str, windows: Metrics | None, config: PipelineConfig) -> str:
     """One sentence on the held-out split figures come from."""
     if protocol != "p3" or not windows:
         name = "P2" if config.data.format == "simulator" else "P1"
@@ -182,16 +204,15 @@ def protocol_text(protocol, windows, config):
             "an earlier watch), its history every watch before it, example age 0 as served.")
 
 
-def section_served_age(metrics, config, plots_dir):
+def section_served_age(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     """The fresh slice and the age profile (sources that log upload times)."""
-    models = [m for m in ("retrieval", "popularity") if m in metrics]
+    models = _sources(metrics)
     if not models or "fresh" not in metrics[models[0]].get("test", {}):
         return None
-    rows = []
-    for split in ("test", "validation"):
-        for model in models:
-            fresh = metrics[model][split]["fresh"]
-            rows.append((split, model, fresh["queries"], *[fresh.get(c) for c in P1_COLUMNS]))
+    rows: list[tuple] = []
+    for split in REPORTED_SPLITS:
+        rows += _source_rows(metrics, models, split, lambda figures: [
+            figures["fresh"]["queries"], *[figures["fresh"].get(c) for c in P1_COLUMNS]])
     text = ("The same queries restricted to targets uploaded at most 7 days before the query "
             "(the fresh slice), and the age profile of the top 100: for each bucket of video "
             "age at query time, the share of recommended slots against the share of actual "
@@ -207,7 +228,7 @@ def section_served_age(metrics, config, plots_dir):
     return text + "\n\n" + _image(plots_dir, path, "age profile")
 
 
-def section_training(metrics, config, plots_dir):
+def section_training(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     retrieval = metrics.get("retrieval")
     if not retrieval:
         return None
@@ -230,7 +251,7 @@ def section_training(metrics, config, plots_dir):
         "validation metrics, and the video embeddings with titles under Projector)."
 
 
-def section_ann(metrics, config, plots_dir):
+def section_ann(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     figures = metrics.get("ann")
     if not figures:
         return None
@@ -256,7 +277,7 @@ def section_ann(metrics, config, plots_dir):
     return text + "\n\n" + _image(plots_dir, path, "ANN recall vs speed")
 
 
-def section_ranking(metrics, config, plots_dir):
+def section_ranking(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str | None:
     """The ranker on test pages against its baselines, and its calibration (simulator)."""
     ranking = metrics.get("ranking")
     if not ranking:
@@ -264,7 +285,7 @@ def section_ranking(metrics, config, plots_dir):
     if "test" not in ranking or "baselines" not in ranking:
         return scalar_table(ranking)
 
-    def row(name, figures):
+    def row(name: str, figures: Metrics) -> tuple:
         cal = figures.get("calibration", {})
         return (name, figures["weighted_per_user_loss"], figures["click_auc"],
                 cal.get("slope", "-"), cal.get("r2", "-"))
@@ -306,7 +327,7 @@ def section_ranking(metrics, config, plots_dir):
     return text + ("\n\n" + _image(plots_dir, path, "calibration by decile") if path else "")
 
 
-SECTIONS = [
+SECTIONS: list[tuple[str, Section]] = [
     ("Candidate generation vs popularity", section_p1),
     ("Fresh videos: the age profile", section_served_age),
     ("The other protocol", section_compare_protocol),
@@ -318,7 +339,8 @@ SECTIONS = [
 ]
 
 
-def write_report(run_dir, config, metrics, sections=SECTIONS):
+def write_report(run_dir: str, config: PipelineConfig, metrics: Metrics,
+                 sections: list[tuple[str, Section]] = SECTIONS) -> str:
     """Write report.md and plots/*.png into run_dir (atomically, file by file); returns the path."""
     plots_dir = os.path.join(run_dir, "plots")
     parts = [f"# Run `{config.name}`", summary(metrics, config)]
