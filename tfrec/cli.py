@@ -88,7 +88,24 @@ def _parser() -> argparse.ArgumentParser:
                                   "(roll back) or a newer one")
     use.add_argument("version", type=int)
     use.add_argument("--saved-models", default="saved_models")
+
+    extensions = sub.add_parser("extensions", help="the extension points and their entries "
+                                "(losses, tower and ranker features, stages) as markdown tables")
+    extensions.add_argument("--write-readme", metavar="README", nargs="?", const="README.md",
+                            help="rewrite the tables' block in README (default README.md)")
     return parser
+
+
+def _extensions(args: argparse.Namespace) -> None:
+    from tfrec.extension_points import markdown_tables, with_tables
+    if args.write_readme is None:
+        print(markdown_tables(), end="")
+        return
+    with open(args.write_readme) as f:
+        text = f.read()
+    with open(args.write_readme, "w") as f:
+        f.write(with_tables(text))
+    print(f"{args.write_readme}: extension tables rewritten")
 
 
 def _versions(args: argparse.Namespace) -> None:
@@ -177,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump(to_dict(load_config(args.config)), sort_keys=False), end="")
         elif args.command == "versions":
             _versions(args)
+        elif args.command == "extensions":
+            _extensions(args)
     except Exception as err:  # noqa: BLE001  (what a user can fix is one line; a bug re-raises)
         message = user_error_message(err)
         if message is None:

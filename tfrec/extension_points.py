@@ -42,6 +42,8 @@ EXTENSION_POINTS = (
                    "tfrec.features.tower_registry", "TOWER_FEATURES"),
     ExtensionPoint("Ranker features", "ranking.model.features",
                    "tfrec.features.ranker", "RANKER_FEATURES"),
+    ExtensionPoint("Pipeline stages (run in dependency order)", "tfrec run --force <name>",
+                   "tfrec.pipeline.registry", "STAGES"),
 )
 
 
