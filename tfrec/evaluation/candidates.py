@@ -1,7 +1,7 @@
 """Held-out evaluation of a candidate generator (or a baseline) on validation and test."""
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -13,6 +13,9 @@ from tfrec.evaluation.next_watch import evaluate_next_watch
 from tfrec.evaluation.true_affinity import recall_of_true_top_k
 from tfrec.features.example_set import ExampleSet
 
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
+
 # callable(queries, start, end) -> [end - start, N] scores of queries[start:end] on the corpus.
 QueryScoreFn = Callable[[ExampleSet, int, int], npt.ArrayLike]
 
@@ -21,9 +24,10 @@ SPLITS = ("validation", "test")
 COMPARED = ("recall@10", "recall@100", "ndcg@10", "map@100")
 
 
-def evaluate_candidates(score: QueryScoreFn, examples: Any, corpus_ids: npt.ArrayLike,
-                        ks: Sequence[int] = (10, 50, 100), world: World | None = None,
-                        splits: Sequence[str] = SPLITS, per_query: bool = False,
+def evaluate_candidates(score: QueryScoreFn, examples: "CandidateExamples",
+                        corpus_ids: npt.ArrayLike, ks: Sequence[int] = (10, 50, 100),
+                        world: World | None = None, splits: Sequence[str] = SPLITS,
+                        per_query: bool = False,
                         videos: pd.DataFrame | None = None) -> Any:
     """Next-watch metrics per split; on a simulated world also recall of the true top-K, and
     where the videos' upload times are known the fresh slice and the age profile.
@@ -59,8 +63,8 @@ def evaluate_candidates(score: QueryScoreFn, examples: Any, corpus_ids: npt.Arra
     return (result, tables) if per_query else result
 
 
-def true_recall(score: QueryScoreFn, examples: Any, corpus_ids: npt.ArrayLike, world: World,
-                ks: Sequence[int] = (10, 50, 100), splits: Sequence[str] = SPLITS
+def true_recall(score: QueryScoreFn, examples: "CandidateExamples", corpus_ids: npt.ArrayLike,
+                world: World, ks: Sequence[int] = (10, 50, 100), splits: Sequence[str] = SPLITS
                 ) -> dict[str, dict[str, float | int]]:
     """{split: {true_recall@k..., queries, rewatch_targets_skipped}}: recall of the true top-K
     by affinity per split, over the queries the next-watch metrics score."""

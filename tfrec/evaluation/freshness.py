@@ -11,7 +11,7 @@ queries as the next-watch metrics (re-watch targets skipped):
 """
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +19,9 @@ import pandas as pd
 
 from tfrec.evaluation.next_watch import ScoreFn, evaluate_next_watch, rewatch_targets, scored_chunks
 from tfrec.features.example_set import ExampleSet
+
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
 
 DAY = 86_400
 FRESH_DAYS = 7
@@ -88,7 +91,8 @@ def age_profile(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLik
             "target_share": share(targets.astype(np.float64)), "queries": int(scored.sum())}
 
 
-def served_age_figures(score: Callable[[ExampleSet, int, int], npt.ArrayLike], examples: Any,
+def served_age_figures(score: Callable[[ExampleSet, int, int], npt.ArrayLike],
+                       examples: "CandidateExamples",
                        corpus_ids: npt.ArrayLike, videos: pd.DataFrame, ks: Sequence[int],
                        splits: Sequence[str] = ("validation", "test")
                        ) -> dict[str, dict[str, Any]]:
