@@ -108,7 +108,8 @@ def main():
     lines = [f"Training throughput at {args.videos:,} videos, d={args.dim}, batch {args.batch}, "
              f"{args.negatives} sampled negatives (sampled, mixed), data pipeline included, "
              f"Adagrad; 2-core CPU. Command: `{command}`", "",
-             "| loss | examples/s | s/step | x full softmax | peak RSS GiB |", "|---|---|---|---|---|"]
+             "| loss | examples/s | s/step | x full softmax | peak RSS GiB |",
+             "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r['loss']} | {r['examples_per_second']:.0f} | "
                      f"{r['seconds_per_step']:.3f} | {r['speedup_vs_full']:.1f} | "

@@ -139,8 +139,9 @@ def main():
             examples = cache[key]
             if popularity is None:
                 pop = Popularity(corpus, examples.train_watches["video_id"])
-                popularity = evaluate_next_watch(lambda s, e: pop.scores(e - s), examples.test,
-                                                 corpus)
+                # pop bound now: the scorer is called only inside this evaluation.
+                popularity = evaluate_next_watch(lambda s, e, pop=pop: pop.scores(e - s),
+                                                 examples.test, corpus)
             cg = config.candidate_generation
             start = time.perf_counter()
             _, result = train_candidate_generation(examples, events.users, corpus, cg.tower,

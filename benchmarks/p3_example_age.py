@@ -176,7 +176,7 @@ def by_gap(examples, tables):
     out = []
     for lo, hi in zip(GAP_EDGES_DAYS[:-1], GAP_EDGES_DAYS[1:]):
         keep = (both[without]["gap"] >= lo) & (both[without]["gap"] < hi)
-        pick = lambda v: both[v][keep].reset_index(drop=True).assign(  # noqa: E731
+        pick = lambda v, keep=keep: both[v][keep].reset_index(drop=True).assign(  # noqa: E731
             query=np.arange(int(keep.sum())))
         if keep.sum() < 20:
             continue

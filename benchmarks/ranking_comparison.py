@@ -188,7 +188,8 @@ def calibration_table(rows):
              "true E[T] on predicted (calibrated: 1 and 0), R², mean predicted vs true (s). "
              "'with (1-P)' is exp(logit)·(1 − P̂) from the click head.", "",
              "| negatives | Platt scaling | seeds | weighted per-user loss | slope | intercept | "
-             "R² | mean predicted / true | slope with (1-P) |", "|---|---|---|---|---|---|---|---|---|"]
+             "R² | mean predicted / true | slope with (1-P) |",
+             "|---|---|---|---|---|---|---|---|---|"]
 
     def stat(values, fmt):
         values = [v for v in values if v is not None]

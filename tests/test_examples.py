@@ -187,7 +187,8 @@ def test_tf_data_pipeline_pads_and_masks(ml_examples):
     ds = candidate_dataset(ex.train, batch_size=32, max_history=50, shuffle_seed=0,
                            drop_remainder=True)
     batch = next(iter(ds))
-    assert batch["watch_history"].shape == (32, 50) and batch["watch_history"].dtype.name == "string"
+    assert batch["watch_history"].shape == (32, 50)
+    assert batch["watch_history"].dtype.name == "string"
     mask = batch["watch_history_mask"].numpy()
     hist = batch["watch_history"].numpy()
     assert ((hist != b"") == mask).all()

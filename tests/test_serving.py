@@ -59,7 +59,8 @@ def _reference_top_k(model, features, rows):
     scores = u @ table.T
     for r, history in enumerate(features["watch_history"][rows]):
         scores[r, np.isin(ids, history)] = -np.inf
-    return ids[np.argsort(-scores, axis=1, kind="stable")[:, :K]], np.sort(scores, 1)[:, ::-1][:, :K]
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
+    return ids[top], np.sort(scores, 1)[:, ::-1][:, :K]
 
 
 def test_brute_force_export_reloads_without_tfrec_and_matches_the_model(exported):

@@ -21,15 +21,15 @@ class TfrecError(Exception):
     """An error whose message says what was wrong and where; printed as one line."""
 
 
-def _disk_message(err):
-    advice = _DISK_ADVICE.get(err.errno)
+def _disk_message(err: OSError) -> str | None:
+    advice = _DISK_ADVICE.get(err.errno) if err.errno is not None else None
     if advice is None:
         return None
     where = err.filename if err.filename is not None else "a file"
     return f"cannot write {where}: {err.strerror or advice.split(';')[0]} ({advice})"
 
 
-def _tensorflow_message(err):
+def _tensorflow_message(err: BaseException) -> str | None:
     """TensorFlow raises its own error types for I/O (e.g. a checkpoint save on a full disk):
     "{{function_node ...}} <path>; No space left on device [Op:SaveV2]" becomes one line like
     an OSError's."""
@@ -48,7 +48,7 @@ def _tensorflow_message(err):
     return None
 
 
-def user_error_message(err):
+def user_error_message(err: BaseException) -> str | None:
     """The one-line message for an error a user can fix, or None for a bug (re-raise it)."""
     from tfrec.config import ConfigError
     from tfrec.data.errors import DataError

@@ -9,6 +9,7 @@ import contextlib
 import errno
 import fcntl
 import os
+from collections.abc import Iterator
 
 from tfrec.errors import TfrecError
 
@@ -20,7 +21,7 @@ class RunInUseError(TfrecError, RuntimeError):
 
 
 @contextlib.contextmanager
-def run_folder_lock(run_dir):
+def run_folder_lock(run_dir: str | os.PathLike[str]) -> Iterator[None]:
     """Hold runs/<name>/.lock while the block runs; RunInUseError if another process has it."""
     path = os.path.join(run_dir, LOCK_FILE)
     # "a+" neither truncates the holder's pid before we own the lock nor fails on an existing file.

@@ -1,9 +1,9 @@
-"""TensorFlow, checked to run Keras 2 (tf-keras) as TFRS 0.7.7 requires: `from tfrec.tf_keras2 import tf`.
+"""TensorFlow, checked to run Keras 2 (tf-keras) as TFRS 0.7.7 requires.
 
-A module that builds Keras layers or models imports `tf` from here rather than `tensorflow`
-itself, so the check runs once, before any layer exists, and the error says what to do. Modules
-that only sometimes need TensorFlow call `tfrec.keras_check.require_keras2()` inside a function
-instead, so importing them stays cheap.
+`from tfrec.tf_keras2 import tf`: a module that builds Keras layers or models imports `tf` from
+here rather than `tensorflow` itself, so the check runs once, before any layer exists, and the
+error says what to do. Modules that only sometimes need TensorFlow call
+`tfrec.keras_check.require_keras2()` inside a function instead, so importing them stays cheap.
 """
 import tensorflow as tf
 

@@ -1,8 +1,11 @@
 """Config rules that need the data (corpus and training-set sizes): checked after it is read."""
+from typing import Any
+
 from tfrec.config.errors import ConfigError
+from tfrec.config.schema import PipelineConfig
 
 
-def check_against_data(config, metrics):
+def check_against_data(config: PipelineConfig, metrics: dict[str, Any]) -> None:
     """Rules that need the data, checked as soon as its facts are in the run's metrics (right
     after the events and examples stages, before any training): a ConfigError otherwise.
 

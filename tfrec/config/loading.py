@@ -1,4 +1,8 @@
 """Reading a pipeline config: YAML (yaml.safe_load), `--set` overrides, the schema's checks."""
+import os
+from collections.abc import Iterable
+from typing import Any
+
 import pydantic
 import yaml
 
@@ -6,7 +10,7 @@ from tfrec.config.errors import ConfigError, config_error
 from tfrec.config.schema import PipelineConfig
 
 
-def parse_config(data, where):
+def parse_config(data: object, where: str) -> PipelineConfig:
     """PipelineConfig from a mapping (e.g. parsed YAML), every key, type and rule checked;
     ConfigError naming `where` (the file) and the key otherwise."""
     if not isinstance(data, dict):
@@ -17,7 +21,7 @@ def parse_config(data, where):
         raise config_error(err, where, PipelineConfig) from None
 
 
-def load_config(path, overrides=()):
+def load_config(path: str | os.PathLike[str], overrides: Iterable[str] = ()) -> PipelineConfig:
     """Read, parse (yaml.safe_load) and validate a pipeline config file.
 
     overrides: "dotted.key=value" strings applied on top of the file (value parsed as YAML),
@@ -35,7 +39,7 @@ def load_config(path, overrides=()):
     return parse_config(data, str(path))
 
 
-def _apply_override(data, override, where):
+def _apply_override(data: Any, override: str, where: str) -> dict[str, Any]:
     """`data` (a mapping) with one "dotted.key=value" override set (a copy)."""
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
@@ -56,7 +60,7 @@ def _apply_override(data, override, where):
     return data
 
 
-def to_dict(config):
+def to_dict(config: pydantic.BaseModel) -> dict[str, Any]:
     """Plain dict (lists for tuples, every default filled in) of a config or one of its
     sections: what config.yaml, `tfrec config show` and the stage cache keys are made of."""
     return config.model_dump(mode="json")

@@ -7,8 +7,8 @@ Validation is strict, as YAML's own types are: 5 is not a bool, "5" is not an in
 accepted for a float (as 5.0), a YAML list for a tuple field.
 """
 import re
-import typing
-from typing import Annotated, Literal, Optional
+from collections.abc import Callable, Iterable
+from typing import Annotated, Literal, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, \
     model_validator
@@ -19,7 +19,7 @@ NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 RANKING_FEATURES = ("video_id", "watch_history", "language", "continuous", "cg_score")
 
 
-def _loss_choices():
+def _loss_choices() -> tuple[str, ...]:
     """softmax.loss values: the loss modules of tfrec/losses/softmax/ (the registry lists them
     without importing TensorFlow)."""
     from tfrec.losses.registry import loss_names
@@ -33,7 +33,7 @@ def _tower_feature_choices() -> tuple[str, ...]:
     return tower_feature_names()
 
 
-def _label_probability_choices():
+def _label_probability_choices() -> tuple[str, ...]:
     """softmax.label_probability values: the modules of tfrec/losses/label_probability/."""
     from tfrec.losses.registry import label_probability_names
     return label_probability_names()
@@ -53,54 +53,55 @@ def _ranker_features_needing_generator(names: tuple[str, ...]) -> list[str]:
     return [n for n in names if RANKER_FEATURES.get(n).needs_candidate_generator]
 
 
-def _protocol_choices():
+def _protocol_choices() -> tuple[str, ...]:
     from tfrec.features.split import PROTOCOLS
     return PROTOCOLS
 
 
-def _simulator_presets():
+def _simulator_presets() -> tuple[str, ...]:
     from tfrec.data.simulator.config import PRESETS
     return tuple(sorted(PRESETS))
 
 
-def rule_error(key, message):
+def rule_error(key: str | None, message: str) -> PydanticCustomError:
     """The error a validator raises: `key` (dotted, relative to the model validated; None = the
     field being validated) and what is wrong with it, e.g. ("negatives_per_page", "must be ...")."""
     return PydanticCustomError("config_rule", "{message}", {"key": key, "message": message})
 
 
-def _choice(value, choices, key=None):
+def _choice(value: str, choices: Iterable[str], key: str | None = None) -> str:
     if value not in choices:
         raise rule_error(key, f"must be one of {tuple(choices)}, got {value!r}")
     return value
 
 
-def _names_in(values, choices):
+def _names_in(values: tuple[str, ...], choices: Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(set(values) - set(choices))
     if unknown:
         raise rule_error(None, f"has unknown {unknown}; choose from {list(choices)}")
     return values
 
 
-def _folder_name(name):
+def _folder_name(name: str) -> str:
     if not NAME_PATTERN.match(name):
         raise rule_error(None, f"{name!r} must be letters, digits, '_', '.', '-' (it names a "
                          "folder under runs/)")
     return name
 
 
-def _tuple_from_list(value):
+def _tuple_from_list(value: object) -> object:
     return tuple(value) if isinstance(value, list) else value
 
 
-def _one_of(choices):
-    """A str that is one of `choices()` (a function, so the choices are read when validating)."""
-    return Annotated[str, AfterValidator(lambda value: _choice(value, choices()))]
+def _one_of(choices: Callable[[], tuple[str, ...]]) -> AfterValidator:
+    """The validator of a str field that must be one of `choices()` (a function, so the choices
+    are read when validating): `Annotated[str, _one_of(...)]`."""
+    return AfterValidator(lambda value: _choice(value, choices()))
 
 
 # YAML lists arrive as lists; the configs hold tuples (hashable, like the frozen models).
-Names = Annotated[typing.Tuple[str, ...], BeforeValidator(_tuple_from_list)]
-Widths = Annotated[typing.Tuple[Annotated[int, Field(gt=0)], ...],
+Names = Annotated[tuple[str, ...], BeforeValidator(_tuple_from_list)]
+Widths = Annotated[tuple[Annotated[int, Field(gt=0)], ...],
                    BeforeValidator(_tuple_from_list)]
 TowerFeatures = Annotated[Names, AfterValidator(lambda v: _names_in(v, _tower_feature_choices()))]
 RankingFeatures = Annotated[Names,
@@ -121,7 +122,7 @@ class SimulationConfig(Section):
       seed: the world and its logs are a function of (preset, seed).
     """
 
-    preset: _one_of(_simulator_presets) = "small"
+    preset: Annotated[str, _one_of(_simulator_presets)] = "small"
     seed: int = 0
 
 
@@ -139,13 +140,13 @@ class DataConfig(Section):
 
     source: str = "movielens-100k"
     format: Literal["recbole", "grouplens", "tfds", "events", "simulator"] = "recbole"
-    path: Optional[str] = None
-    cache_dir: Optional[str] = None
-    tfds_data_dir: Optional[str] = None
+    path: str | None = None
+    cache_dir: str | None = None
+    tfds_data_dir: str | None = None
     simulator: SimulationConfig = SimulationConfig()
 
     @model_validator(mode="after")
-    def _format_needs_its_folder(self):
+    def _format_needs_its_folder(self) -> Self:
         if self.format == "tfds" and not self.tfds_data_dir:
             raise rule_error("tfds_data_dir", "is required when data.format is tfds")
         if self.format in ("grouplens", "events") and not self.path:
@@ -187,13 +188,13 @@ class EvaluationConfig(Section):
     """
 
     ks: Widths = Field((10, 50, 100), min_length=1)
-    protocol: _one_of(_protocol_choices) = "p1"
-    p3_window_days: Optional[float] = Field(None, gt=0)
+    protocol: Annotated[str, _one_of(_protocol_choices)] = "p1"
+    p3_window_days: float | None = Field(None, gt=0)
     p3_window_share: float = Field(0.05, gt=0, lt=0.5)
-    compare_protocol: Optional[str] = None
+    compare_protocol: str | None = None
 
     @model_validator(mode="after")
-    def _compare_with_the_other_protocol(self):
+    def _compare_with_the_other_protocol(self) -> Self:
         other = self.compare_protocol
         if other is not None and (other not in _protocol_choices() or other == self.protocol):
             raise rule_error("compare_protocol", f"must be null or the other of "
@@ -252,12 +253,12 @@ class SoftmaxConfig(Section):
         tower's last width = embedding_dim).
     """
 
-    loss: _one_of(_loss_choices) = "sampled"
+    loss: Annotated[str, _one_of(_loss_choices)] = "sampled"
     num_negatives: int = Field(1024, gt=0)
     proposal: Literal["uniform", "unigram"] = "unigram"
     proposal_alpha: float = Field(0.75, ge=0)
     logq_correction: bool = True
-    label_probability: _one_of(_label_probability_choices) = "counts"
+    label_probability: Annotated[str, _one_of(_label_probability_choices)] = "counts"
     streaming_alpha: float = Field(0.01, gt=0, le=1)
     use_bias: bool = False
     share_embeddings: bool = False
@@ -293,8 +294,9 @@ class CandidateGenerationConfig(Section):
     training: TrainingConfig = TrainingConfig()
 
     @model_validator(mode="after")
-    def _shared_embeddings_fit_the_tower(self):
-        if self.softmax.share_embeddings and self.tower.hidden_units[-1] != self.tower.embedding_dim:
+    def _shared_embeddings_fit_the_tower(self) -> Self:
+        tower = self.tower
+        if self.softmax.share_embeddings and tower.hidden_units[-1] != tower.embedding_dim:
             raise rule_error("softmax.share_embeddings",
                              f"needs tower.hidden_units[-1] == tower.embedding_dim, got "
                              f"{self.tower.hidden_units[-1]} and {self.tower.embedding_dim}")
@@ -336,7 +338,7 @@ class RetrievedImpressionsConfig(Section):
     max_train_pages: int = Field(20_000, gt=0)
 
     @model_validator(mode="after")
-    def _negatives_fit_in_top_n(self):
+    def _negatives_fit_in_top_n(self) -> Self:
         if self.negatives_per_page > self.top_n:
             raise rule_error("negatives_per_page", f"must be <= 'top_n' ({self.top_n}), got "
                              f"{self.negatives_per_page}")
@@ -425,10 +427,10 @@ class RankingStageConfig(Section):
     test_fraction: float = Field(0.1, gt=0)
     p3_holdout_share: float = Field(0.25, gt=0, lt=1)
     cross_fit_folds: int = Field(2, ge=0)
-    true_expected_column: Optional[str] = None
+    true_expected_column: str | None = None
 
     @model_validator(mode="after")
-    def _fractions_leave_training_impressions(self):
+    def _fractions_leave_training_impressions(self) -> Self:
         total = self.validation_fraction + self.test_fraction
         if total >= 1:
             raise rule_error("validation_fraction", f"and 'test_fraction' must sum to < 1, "
@@ -448,7 +450,7 @@ class PipelineConfig(Section):
     ranking: RankingStageConfig = RankingStageConfig()
 
     @model_validator(mode="after")
-    def _sections_agree(self):
+    def _sections_agree(self) -> Self:
         cg = self.candidate_generation
         if cg.tower.max_history != self.examples.max_history:
             raise rule_error("candidate_generation.tower.max_history",

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Callable, Iterator
 
 from tfrec.data.movielens import RECBOLE_FILES
 
@@ -33,12 +34,12 @@ class FetchError(RuntimeError):
     """The data could not be fetched or did not match its checksum."""
 
 
-def default_cache_dir():
+def default_cache_dir() -> str:
     """`$TFREC_CACHE`, else `~/.cache/tfrec`."""
     return os.environ.get("TFREC_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "tfrec")
 
 
-def sha256_of(path):
+def sha256_of(path: str) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -47,7 +48,7 @@ def sha256_of(path):
 
 
 @contextlib.contextmanager
-def writing_cache(folder):
+def writing_cache(folder: str) -> Iterator[None]:
     """Turn an OSError meaning "`folder` cannot be written" (read-only, no permission, a file
     where a folder should be, disk full) into a one-line FetchError naming the folder and the
     two ways to choose another; other OSErrors (an unreadable wheel) pass through."""
@@ -56,16 +57,17 @@ def writing_cache(folder):
     except OSError as err:
         if err.errno not in WRITE_ERRNOS:
             raise
-        raise FetchError(f"cannot write the cache folder {folder}: {err.strerror.lower()}; "
+        reason = (err.strerror or os.strerror(err.errno)).lower()
+        raise FetchError(f"cannot write the cache folder {folder}: {reason}; "
                          "set --cache-dir or $TFREC_CACHE") from err
 
 
-def _verified(folder):
+def _verified(folder: str) -> bool:
     return all(os.path.exists(os.path.join(folder, n)) and sha256_of(os.path.join(folder, n))
                == SHA256[n] for n in RECBOLE_FILES)
 
 
-def extract_movielens_100k(wheel_path, folder):
+def extract_movielens_100k(wheel_path: str, folder: str) -> str:
     """Extract and verify the ml-100k files of a RecBole wheel into `folder` (atomically)."""
     parent = os.path.dirname(os.path.abspath(folder))
     with writing_cache(parent):
@@ -93,7 +95,8 @@ def extract_movielens_100k(wheel_path, folder):
     return folder
 
 
-def fetch_movielens_100k(cache_dir=None, log=print):
+def fetch_movielens_100k(cache_dir: str | None = None,
+                         log: Callable[[str], object] = print) -> str:
     """Make sure `<cache_dir>/movielens-100k/` holds the verified RecBole ml-100k files.
 
     Returns:
@@ -110,7 +113,8 @@ def fetch_movielens_100k(cache_dir=None, log=print):
     with writing_cache(cache_dir):  # before the download: an unwritable cache fails at once
         os.makedirs(cache_dir, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="tfrec-fetch-") as tmp:
-        log(f"movielens-100k: downloading {RECBOLE_REQUIREMENT} from PyPI (data only, not installed)")
+        log(f"movielens-100k: downloading {RECBOLE_REQUIREMENT} from PyPI "
+            "(data only, not installed)")
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
                "--disable-pip-version-check", "--dest", tmp, RECBOLE_REQUIREMENT]
         result = subprocess.run(cmd, capture_output=True, text=True)

@@ -3,7 +3,8 @@
   * a GroupLens folder (`u.data`, `u.user`, `u.item`, as in ml-100k.zip),
   * the RecBole atomic files (`ml-100k.inter`, `ml-100k.user`, `ml-100k.item`), which is what
     `tfrec data fetch movielens-100k` puts in the cache (see `tfrec.data.fetch`),
-  * TFDS `movielens/100k-ratings`, already prepared in a TFDS data_dir (see `tfrec.data.tfds_source`).
+  * TFDS `movielens/100k-ratings`, already prepared in a TFDS data_dir
+    (see `tfrec.data.tfds_source`).
 
 Every rating is a watch, and the rating (1-5) stands in for its watch time, which MovieLens does
 not record (docs/PROTOCOL.md, P1). Searches and impressions are empty. Titles are normalised
@@ -13,11 +14,15 @@ the same way for every source: the trailing " (YYYY)" is removed and a trailing 
 """
 import os
 import re
+from collections.abc import Sequence
 
 import pandas as pd
 
 from tfrec.data.errors import DataError
 from tfrec.data.schema import EventTables, coerce_table
+
+# A header-less file's layout: (column names, their description for error messages).
+Layout = tuple[list[str], str]
 
 GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
           "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
@@ -30,7 +35,7 @@ _TRAILING_ARTICLE = re.compile(r"^(.*), (The|A|An)$")
 _UNKNOWN_SPELLINGS = {"unkonwn": "unknown"}
 
 
-def normalise_title(raw):
+def normalise_title(raw: object) -> str:
     """'Deadly Cure, The (1996)' -> 'The Deadly Cure'; 'Toy Story' -> 'Toy Story'."""
     title = _YEAR_SUFFIX.sub("", str(raw)).strip()
     title = _UNKNOWN_SPELLINGS.get(title, title)
@@ -38,13 +43,13 @@ def normalise_title(raw):
     return f"{match.group(2)} {match.group(1)}" if match else title
 
 
-def _year(raw):
+def _year(raw: object) -> str:
     text = str(raw).strip()
     match = re.search(r"(\d{4})$", text)
     return match.group(1) if match else ""
 
 
-def _check_files(folder, names):
+def _check_files(folder: str, names: Sequence[str]) -> None:
     if not os.path.isdir(folder):
         raise DataError(folder, "not a folder")
     missing = [n for n in names if not os.path.exists(os.path.join(folder, n))]
@@ -52,7 +57,8 @@ def _check_files(folder, names):
         raise DataError(folder, f"missing file(s) {missing}; expected {list(names)}")
 
 
-def _check_field_counts(path, sep, encoding, described=None):
+def _check_field_counts(path: str, sep: str, encoding: str, described: Layout | None = None
+                        ) -> None:
     """Raise a DataError at the first line whose number of fields differs from the layout's.
 
     pandas does not: given more fields than names it silently makes the extra leading ones the
@@ -76,7 +82,8 @@ def _check_field_counts(path, sep, encoding, described=None):
                                       f"({described[1]}), found {found}", number)
 
 
-def _read_delimited(path, sep, described=None, encoding="utf-8"):
+def _read_delimited(path: str, sep: str, described: Layout | None = None,
+                    encoding: str = "utf-8") -> pd.DataFrame:
     """Read a delimited text file as strings; an empty file or a line with the wrong number of
     fields is a DataError.
 
@@ -96,7 +103,8 @@ def _read_delimited(path, sep, described=None, encoding="utf-8"):
         raise DataError(path, f"cannot parse: {err}") from err
 
 
-def _finish(watches, users, videos, sources, header_lines):
+def _finish(watches: pd.DataFrame, users: pd.DataFrame, videos: pd.DataFrame,
+            sources: dict[str, str], header_lines: int) -> EventTables:
     return EventTables(
         watches=coerce_table(watches, "watches", sources["watches"], header_lines),
         users=coerce_table(users, "users", sources["users"], header_lines),
@@ -107,7 +115,7 @@ def _finish(watches, users, videos, sources, header_lines):
 
 
 # GroupLens files have no header: (column names, what the README calls them) of each.
-GROUPLENS_LAYOUT = {
+GROUPLENS_LAYOUT: dict[str, Layout] = {
     "u.data": (["user_id", "video_id", "watch_time", "timestamp"],
                "user id, item id, rating, timestamp"),
     "u.user": (["user_id", "age", "gender", "occupation", "zip_code"],
@@ -118,7 +126,7 @@ GROUPLENS_LAYOUT = {
 }
 
 
-def read_grouplens(folder):
+def read_grouplens(folder: str) -> EventTables:
     """Event tables from a GroupLens ml-100k folder (u.data, u.user, u.item)."""
     _check_files(folder, GROUPLENS_FILES)
     paths = {n: os.path.join(folder, n) for n in GROUPLENS_FILES}
@@ -136,14 +144,14 @@ def read_grouplens(folder):
     return _finish(data, users, videos, sources, header_lines=0)
 
 
-def _recbole_frame(path):
+def _recbole_frame(path: str) -> pd.DataFrame:
     """Read a RecBole atomic file; its header names look like 'user_id:token'."""
     df = _read_delimited(path, "\t")
     df.columns = [c.split(":", 1)[0] for c in df.columns]
     return df
 
 
-def read_recbole(folder):
+def read_recbole(folder: str) -> EventTables:
     """Event tables from RecBole's atomic ml-100k files (ml-100k.inter/.user/.item)."""
     _check_files(folder, RECBOLE_FILES)
     paths = {n: os.path.join(folder, n) for n in RECBOLE_FILES}

@@ -19,6 +19,7 @@ watches of one video at different times are real re-watches and are kept.
 import dataclasses
 import os
 import re
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
@@ -49,14 +50,15 @@ OPTIONAL_COLUMNS = {
 TABLES = tuple(TABLE_COLUMNS)
 
 
-def _empty(table):
+def _empty(table: str) -> pd.DataFrame:
     kinds = TABLE_COLUMNS[table]
     dtypes = {"id": object, "str": object, "int": np.int64, "float": np.float64,
               "nonneg": np.float64, "bool01": np.int64}
     return pd.DataFrame({c: pd.Series([], dtype=dtypes[k]) for c, k in kinds.items()})
 
 
-def _coerce_column(values, kind, column, source, line_of):
+def _coerce_column(values: pd.Series, kind: str, column: str, source: str,
+                   line_of: Callable[[int], int]) -> pd.Series:
     """Convert one raw column to its kind; raise DataError at the first bad value."""
     if kind in ("id", "str"):
         bad = values.isna().to_numpy()
@@ -87,7 +89,8 @@ def _coerce_column(values, kind, column, source, line_of):
         neg = (numeric < 0).to_numpy()
         if neg.any():
             i = int(np.flatnonzero(neg)[0])
-            raise DataError(source, f"column '{column}' is negative: {values.iloc[i]!r}", line_of(i))
+            raise DataError(source, f"column '{column}' is negative: {values.iloc[i]!r}",
+                            line_of(i))
         return numeric
     if kind in ("int", "bool01"):
         frac = (numeric != np.floor(numeric)).to_numpy()
@@ -104,7 +107,8 @@ def _coerce_column(values, kind, column, source, line_of):
     return numeric
 
 
-def coerce_table(raw, table, source, header_lines=1):
+def coerce_table(raw: pd.DataFrame, table: str, source: str, header_lines: int = 1
+                 ) -> pd.DataFrame:
     """Turn a raw DataFrame (any dtypes, schema column names) into a schema table.
 
     Args:
@@ -140,14 +144,16 @@ class EventTables:
     videos: pd.DataFrame
     impressions: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty("impressions"))
     searches: pd.DataFrame = dataclasses.field(default_factory=lambda: _empty("searches"))
-    sources: dict = dataclasses.field(default_factory=dict)  # table -> file name, for errors
-    header_lines: dict = dataclasses.field(default_factory=dict)  # table -> lines before row 1
-    dropped_duplicates: dict = dataclasses.field(default_factory=dict)
+    # table -> file name, for errors
+    sources: dict[str, str] = dataclasses.field(default_factory=dict)
+    # table -> lines before row 1
+    header_lines: dict[str, int] = dataclasses.field(default_factory=dict)
+    dropped_duplicates: dict[str, int] = dataclasses.field(default_factory=dict)
 
-    def tables(self):
+    def tables(self) -> dict[str, pd.DataFrame]:
         return {t: getattr(self, t) for t in TABLES}
 
-    def validated(self):
+    def validated(self) -> "EventTables":
         """Check ids across tables and drop exact duplicate rows. Returns a new EventTables.
 
         Raises:
@@ -171,7 +177,8 @@ class EventTables:
                         f"unknown {key} {df[key].iloc[i]!r}: not in the {ref} table "
                         f"({self.sources.get(ref, ref)}); {int(unknown.sum())} row(s) affected",
                         i + 1 + self.header_lines.get(name, 0))
-        out, dropped = {}, {}
+        out: dict[str, pd.DataFrame] = {}
+        dropped: dict[str, int] = {}
         for name, df in tables.items():
             dup = df.duplicated(keep="first")
             dropped[name] = int(dup.sum())
@@ -185,12 +192,12 @@ class EventTables:
                                 "values")
         return dataclasses.replace(self, dropped_duplicates=dropped, **out)
 
-    def counts(self):
+    def counts(self) -> dict[str, int]:
         """Row counts per table, for metrics.json."""
         return {t: int(len(df)) for t, df in self.tables().items()}
 
 
-def write_events(events, directory):
+def write_events(events: EventTables, directory: str) -> None:
     """Write each table as `<directory>/<table>.parquet`, atomically per file."""
     os.makedirs(directory, exist_ok=True)
     for name, df in events.tables().items():
@@ -204,13 +211,13 @@ def write_events(events, directory):
 _PYARROW_PREFIX = re.compile(r"^Could not open Parquet input source '.*?': ")
 
 
-def _short_reason(err):
+def _short_reason(err: BaseException) -> str:
     """pyarrow's reason in a few words: its first sentence of its first line, no file name."""
     text = _PYARROW_PREFIX.sub("", (str(err).strip().splitlines() or [""])[0])
     return text.split(". ")[0].rstrip(".") or type(err).__name__
 
 
-def read_parquet_file(path):
+def read_parquet_file(path: str) -> pd.DataFrame:
     """`pd.read_parquet(path)`, with a DataError naming the file when it cannot be read.
 
     Every read of an events folder goes through here, so a truncated or corrupt table says
@@ -230,9 +237,10 @@ def read_parquet_file(path):
                               f"{reason})") from err
 
 
-def read_events(directory):
+def read_events(directory: str) -> EventTables:
     """Read the tables written by `write_events` and validate them."""
-    tables, sources = {}, {}
+    tables: dict[str, pd.DataFrame] = {}
+    sources: dict[str, str] = {}
     for name in TABLES:
         path = os.path.join(directory, f"{name}.parquet")
         if not os.path.exists(path):

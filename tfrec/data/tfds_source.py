@@ -19,11 +19,11 @@ from tfrec.data.schema import EventTables, coerce_table
 TFDS_NAME = "movielens/100k-ratings"
 
 
-def _genre_key(name):
+def _genre_key(name: str) -> str:
     return re.sub(r"[^a-z]", "", name.lower().replace("'s", ""))
 
 
-def read_tfds_movielens(data_dir, name=TFDS_NAME):
+def read_tfds_movielens(data_dir: str, name: str = TFDS_NAME) -> EventTables:
     """Event tables from a prepared TFDS MovieLens ratings dataset in `data_dir`.
 
     Raises:
@@ -43,15 +43,16 @@ def read_tfds_movielens(data_dir, name=TFDS_NAME):
                               dtype=object)
     order = {g: i for i, g in enumerate(GENRES)}
 
-    columns = {k: [] for k in ("user_id", "movie_id", "timestamp", "user_rating", "movie_title",
-                               "raw_user_age", "user_gender", "user_occupation_text",
-                               "user_zip_code")}
-    genres = []
+    columns: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("user_id", "movie_id", "timestamp", "user_rating", "movie_title",
+                        "raw_user_age", "user_gender", "user_occupation_text", "user_zip_code")}
+    genres: list[str] = []
     for batch in tfds.as_numpy(builder.as_dataset(split="train").ragged_batch(20_000)):
         for key in columns:
             columns[key].append(batch[key])
-        genres.extend("|".join(sorted(genre_of_label[np.asarray(row, dtype=np.int64)], key=lambda g: order.get(
-            g, len(order)))) for row in batch["movie_genres"].to_list())
+        genres.extend("|".join(sorted(genre_of_label[np.asarray(row, dtype=np.int64)],
+                                      key=lambda g: order.get(g, len(order))))
+                      for row in batch["movie_genres"].to_list())
     raw = {k: np.concatenate(v) for k, v in columns.items()}
     text = lambda a: pd.Series(a).str.decode("utf-8")  # noqa: E731
     source = f"{data_dir}/{name}"

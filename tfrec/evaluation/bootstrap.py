@@ -5,14 +5,18 @@ Units are drawn with replacement, the same draw for both systems (so what the tw
 an easy or a hard query, cancels), 1,000 times from a fixed seed; the interval is the 2.5th and
 97.5th percentiles of the resampled differences.
 """
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 RESAMPLES = 1000
 # Resamples drawn at once: bounds the index matrix (rows x units) to about 32 MB.
 _CELLS = 1 << 22
 
 
-def paired_bootstrap(a, b, totals=None, resamples=RESAMPLES, seed=0):
+def paired_bootstrap(a: npt.ArrayLike, b: npt.ArrayLike, totals: npt.ArrayLike | None = None,
+                     resamples: int = RESAMPLES, seed: int = 0) -> dict[str, Any]:
     """Difference of system A minus system B, with its paired-bootstrap 95% percentile interval.
 
     Args:

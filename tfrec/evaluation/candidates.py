@@ -1,17 +1,34 @@
 """Held-out evaluation of a candidate generator (or a baseline) on validation and test."""
-import numpy as np
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from tfrec.data.simulator.world import World
 from tfrec.evaluation.bootstrap import paired_bootstrap
 from tfrec.evaluation.next_watch import evaluate_next_watch
 from tfrec.evaluation.true_affinity import recall_of_true_top_k
+from tfrec.features.example_set import ExampleSet
+
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
+
+# callable(queries, start, end) -> [end - start, N] scores of queries[start:end] on the corpus.
+QueryScoreFn = Callable[[ExampleSet, int, int], npt.ArrayLike]
 
 SPLITS = ("validation", "test")
 # The figures a model is compared on against a baseline, query by query.
 COMPARED = ("recall@10", "recall@100", "ndcg@10", "map@100")
 
 
-def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=None,
-                        splits=SPLITS, per_query=False, videos=None):
+def evaluate_candidates(score: QueryScoreFn, examples: "CandidateExamples",
+                        corpus_ids: npt.ArrayLike, ks: Sequence[int] = (10, 50, 100),
+                        world: World | None = None, splits: Sequence[str] = SPLITS,
+                        per_query: bool = False,
+                        videos: pd.DataFrame | None = None) -> Any:
     """Next-watch metrics per split; on a simulated world also recall of the true top-K, and
     where the videos' upload times are known the fresh slice and the age profile.
 
@@ -28,11 +45,12 @@ def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=Non
       rewatch_targets_skipped, [fresh, age_profile]}}; with per_query, (that, {split:
       per-query DataFrame}).
     """
-    result, tables = {}, {}
+    result: dict[str, dict[str, Any]] = {}
+    tables: dict[str, pd.DataFrame] = {}
     for split in splits:
         queries = getattr(examples, split)
         result[split], tables[split] = evaluate_next_watch(
-            lambda s, e: score(queries, s, e), queries, corpus_ids, ks=ks, per_query=True)
+            functools.partial(score, queries), queries, corpus_ids, ks=ks, per_query=True)
     if world is not None:
         for split, truth in true_recall(score, examples, corpus_ids, world, ks, splits).items():
             truth.pop("queries")
@@ -45,18 +63,22 @@ def evaluate_candidates(score, examples, corpus_ids, ks=(10, 50, 100), world=Non
     return (result, tables) if per_query else result
 
 
-def true_recall(score, examples, corpus_ids, world, ks=(10, 50, 100), splits=SPLITS):
+def true_recall(score: QueryScoreFn, examples: "CandidateExamples", corpus_ids: npt.ArrayLike,
+                world: World, ks: Sequence[int] = (10, 50, 100), splits: Sequence[str] = SPLITS
+                ) -> dict[str, dict[str, float | int]]:
     """{split: {true_recall@k..., queries, rewatch_targets_skipped}}: recall of the true top-K
     by affinity per split, over the queries the next-watch metrics score."""
     result = {}
     for split in splits:
         queries = getattr(examples, split)
-        result[split] = recall_of_true_top_k(lambda s, e: score(queries, s, e), queries,
+        result[split] = recall_of_true_top_k(functools.partial(score, queries), queries,
                                              corpus_ids, world, ks=ks)
     return result
 
 
-def compare_per_query(model, baseline, metrics=COMPARED, seed=0):
+def compare_per_query(model: pd.DataFrame, baseline: pd.DataFrame,
+                      metrics: Sequence[str] = COMPARED, seed: int = 0
+                      ) -> dict[str, dict[str, Any]]:
     """Model minus baseline on the same queries, with paired-bootstrap 95% intervals.
 
     Args:

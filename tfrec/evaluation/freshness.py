@@ -9,10 +9,19 @@ queries as the next-watch metrics (re-watch targets skipped):
                 top-100 slots against the share of actual targets: the paper's Figure 4 asks
                 whether a model recommends fresh videos as often as they are watched.
 """
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from tfrec.evaluation.next_watch import evaluate_next_watch, rewatch_targets, scored_chunks
+from tfrec.evaluation.next_watch import ScoreFn, evaluate_next_watch, rewatch_targets, scored_chunks
+from tfrec.features.example_set import ExampleSet
+
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
 
 DAY = 86_400
 FRESH_DAYS = 7
@@ -21,32 +30,36 @@ PROFILE_K = 100
 AGE_EDGES_DAYS = (0, 1, 2, 4, 7, 14, 28, 56)
 
 
-def bucket_names(edges=AGE_EDGES_DAYS):
+def bucket_names(edges: Sequence[float] = AGE_EDGES_DAYS) -> list[str]:
     """["not yet uploaded", "0-1d", ..., ">56d"]: the age-profile buckets, in order."""
     inner = [f"{a}-{b}d" for a, b in zip(edges[:-1], edges[1:])]
     return ["not yet uploaded", *inner, f">{edges[-1]}d"]
 
 
-def age_buckets(age_seconds, edges=AGE_EDGES_DAYS):
+def age_buckets(age_seconds: npt.ArrayLike, edges: Sequence[float] = AGE_EDGES_DAYS
+                ) -> np.ndarray:
     """[n] int bucket index of each age (s): 0 for negative ages, then one per edge interval."""
     return np.searchsorted(np.asarray(edges, np.float64) * DAY, np.asarray(age_seconds),
                            side="right")
 
 
-def upload_times_of(videos, ids):
+def upload_times_of(videos: pd.DataFrame, ids: npt.ArrayLike | pd.Index) -> np.ndarray:
     """[len(ids)] float64 upload time (s) of each id (NaN where unknown)."""
     table = videos.set_index("video_id")["upload_timestamp"]
     return table.reindex(pd.Index(ids)).to_numpy(dtype=np.float64)
 
 
-def fresh_targets(queries, videos, fresh_days=FRESH_DAYS):
+def fresh_targets(queries: ExampleSet, videos: pd.DataFrame, fresh_days: float = FRESH_DAYS
+                  ) -> np.ndarray:
     """[Q] bool: the query's target was uploaded in the `fresh_days` before the query time."""
     uploaded = upload_times_of(videos, queries["label"])
     age = np.asarray(queries["timestamp"], np.float64) - uploaded
     return (age >= 0) & (age <= fresh_days * DAY)
 
 
-def age_profile(score_fn, queries, corpus_ids, videos, k=PROFILE_K, edges=AGE_EDGES_DAYS):
+def age_profile(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLike,
+                videos: pd.DataFrame, k: int = PROFILE_K,
+                edges: Sequence[float] = AGE_EDGES_DAYS) -> dict[str, Any]:
     """Share of the top-k slots vs share of targets per video-age bucket.
 
     Args:
@@ -78,24 +91,29 @@ def age_profile(score_fn, queries, corpus_ids, videos, k=PROFILE_K, edges=AGE_ED
             "target_share": share(targets.astype(np.float64)), "queries": int(scored.sum())}
 
 
-def served_age_figures(score, examples, corpus_ids, videos, ks, splits=("validation", "test")):
+def served_age_figures(score: Callable[[ExampleSet, int, int], npt.ArrayLike],
+                       examples: "CandidateExamples",
+                       corpus_ids: npt.ArrayLike, videos: pd.DataFrame, ks: Sequence[int],
+                       splits: Sequence[str] = ("validation", "test")
+                       ) -> dict[str, dict[str, Any]]:
     """{split: {"fresh": next-watch metrics on the fresh slice, "age_profile": ...}}.
 
     score: callable(queries, start, end) -> scores (as `evaluate_candidates` takes).
     """
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for split in splits:
         queries = getattr(examples, split)
         fresh = queries.take(np.flatnonzero(fresh_targets(queries, videos)))
         out[split] = {
-            "fresh": evaluate_next_watch(lambda s, e: score(fresh, s, e), fresh, corpus_ids,
+            "fresh": evaluate_next_watch(functools.partial(score, fresh), fresh, corpus_ids,
                                          ks=ks),
-            "age_profile": age_profile(lambda s, e: score(queries, s, e), queries, corpus_ids,
+            "age_profile": age_profile(functools.partial(score, queries), queries, corpus_ids,
                                        videos),
         }
     return out
 
 
-def has_upload_times(videos):
+def has_upload_times(videos: pd.DataFrame) -> bool:
     """Whether the videos table knows every video's upload time."""
-    return "upload_timestamp" in videos.columns and videos["upload_timestamp"].notna().all()
+    return bool("upload_timestamp" in videos.columns
+                and videos["upload_timestamp"].notna().all())

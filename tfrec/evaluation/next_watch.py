@@ -12,10 +12,18 @@ higher, the target's 0-based rank is taken as uniform on {g, ..., g + e}, and ev
 expectation under that uniform tie-break. A popularity baseline, with many equal counts, would
 otherwise be flattered or punished by whatever order the ties happen to be in.
 """
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from tfrec.features.example_set import ExampleSet
 from tfrec.features.ragged import Ragged
+
+# callable(start, end) -> [end - start, N] scores of queries[start:end] against the corpus.
+ScoreFn = Callable[[int, int], npt.ArrayLike]
 
 DEFAULT_KS = (10, 50, 100)
 NDCG_K = 10
@@ -24,14 +32,15 @@ MAP_K = 100
 COUNTS = ("queries", "rewatch_targets_skipped")
 
 
-def _window_sum(gains, lo, hi):
+def _window_sum(gains: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """sum(gains[p] for p in lo..hi), gains padded with zeros past its end. lo, hi: [Q] int."""
     cum = np.concatenate([[0.0], np.cumsum(gains)])
     clip = lambda x: np.minimum(x, len(gains))  # noqa: E731
     return cum[clip(hi + 1)] - cum[clip(lo)]
 
 
-def expected_rank_metrics(greater, ties, ks=DEFAULT_KS):
+def expected_rank_metrics(greater: npt.ArrayLike, ties: npt.ArrayLike,
+                          ks: Sequence[int] = DEFAULT_KS) -> dict[str, np.ndarray]:
     """Per-query metrics when the target's rank is uniform on {greater, ..., greater + ties}.
 
     Args:
@@ -49,7 +58,7 @@ def expected_rank_metrics(greater, ties, ks=DEFAULT_KS):
     return out
 
 
-def rewatch_targets(queries):
+def rewatch_targets(queries: ExampleSet) -> np.ndarray:
     """[Q] bool: True where a query's target is in its exclusions (a re-watch: not scored).
 
     queries: ExampleSet with `label` [Q] and `exclusions` Ragged (video ids watched before).
@@ -61,7 +70,8 @@ def rewatch_targets(queries):
     return np.bincount(rows[same], minlength=len(labels)) > 0
 
 
-def target_ranks(scores, targets, excluded):
+def target_ranks(scores: np.ndarray, targets: np.ndarray, excluded: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """(greater, ties) of each target among the non-excluded videos.
 
     The target itself is ranked even where `excluded` marks it (evaluate_next_watch never
@@ -82,7 +92,9 @@ def target_ranks(scores, targets, excluded):
     return greater, ties
 
 
-def scored_chunks(score_fn, queries, index, max_cells=1 << 24):
+def scored_chunks(score_fn: ScoreFn, queries: ExampleSet, index: pd.Index,
+                  max_cells: int = 1 << 24
+                  ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
     """Yield (start, end, scores [end - start, N] float64, excluded [end - start, N] bool) over
     `queries` in chunks of at most `max_cells` cells; `excluded` marks each query's exclusions.
 
@@ -110,8 +122,9 @@ def scored_chunks(score_fn, queries, index, max_cells=1 << 24):
         yield start, end, scores, excluded
 
 
-def evaluate_next_watch(score_fn, queries, corpus_ids, ks=DEFAULT_KS, max_cells=1 << 24,
-                        per_query=False):
+def evaluate_next_watch(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLike,
+                        ks: Sequence[int] = DEFAULT_KS, max_cells: int = 1 << 24,
+                        per_query: bool = False) -> Any:
     """Mean P1 metrics of a scorer over held-out next-watch queries (re-watch targets skipped).
 
     Args:

@@ -6,18 +6,21 @@ atomically and returns the path, or returns None when the metrics it needs are a
 import os
 import re
 import uuid
+from collections.abc import Iterable
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 COLORS = {"retrieval": "#1f77b4", "popularity": "#7f7f7f"}
 
 
-def _save(fig, path):
+def _save(fig: Figure, path: str) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}.png"
     fig.tight_layout()
@@ -27,13 +30,14 @@ def _save(fig, path):
     return path
 
 
-def recall_ks(figures):
+def recall_ks(figures: Iterable[str]) -> list[int]:
     """The sorted K of the recall@K entries of one split's figures."""
     return sorted(int(m.group(1)) for m in map(re.compile(r"^recall@(\d+)$").match, figures)
                   if m)
 
 
-def training_curves(metrics, path, selection_metric="map@100"):
+def training_curves(metrics: dict[str, Any], path: str, selection_metric: str = "map@100"
+                    ) -> str | None:
     """Training loss and validation metrics per epoch; the chosen epoch marked."""
     retrieval = metrics.get("retrieval")
     if not retrieval or not retrieval.get("history"):
@@ -62,7 +66,7 @@ def training_curves(metrics, path, selection_metric="map@100"):
     return _save(fig, path)
 
 
-def recall_at_k(metrics, path):
+def recall_at_k(metrics: dict[str, Any], path: str) -> str | None:
     """Recall@K against K for every model with P1 figures, validation and test."""
     models = [m for m in ("retrieval", "popularity") if m in metrics]
     if not models:
@@ -82,7 +86,7 @@ def recall_at_k(metrics, path):
     return _save(fig, path)
 
 
-def ann(metrics, path):
+def ann(metrics: dict[str, Any], path: str) -> str | None:
     """Recall@10 against exact search vs queries/s, ScaNN and brute force."""
     figures = metrics.get("ann")
     if not figures:
@@ -103,7 +107,7 @@ def ann(metrics, path):
     return _save(fig, path)
 
 
-def timings(metrics, path):
+def timings(metrics: dict[str, Any], path: str) -> str | None:
     """Seconds per stage (when its outputs were computed)."""
     seconds = metrics.get("timings_s")
     if not seconds:
@@ -119,7 +123,7 @@ def timings(metrics, path):
     return _save(fig, path)
 
 
-def calibration(metrics, path):
+def calibration(metrics: dict[str, Any], path: str) -> str | None:
     """Mean true vs mean predicted expected watch time by decile of the prediction (ranking test),
     for exp(logit) and, with a click head, exp(logit) * (1 - P)."""
     test = metrics.get("ranking", {}).get("test", {})
@@ -144,7 +148,7 @@ def calibration(metrics, path):
     return _save(fig, path)
 
 
-def age_profile(profiles, path):
+def age_profile(profiles: dict[str, dict[str, Any]], path: str) -> str | None:
     """Bars per video-age bucket: the share of actual targets and each model's share of top-100
     slots (the paper's Figure 4). profiles: {model: `freshness.age_profile` result}."""
     if not profiles:

@@ -7,7 +7,9 @@ TensorBoard's projector reads from the log folder (no network needed).
 """
 import os
 import uuid
+from typing import Any
 
+import pandas as pd
 from tensorboard.plugins import projector
 
 from tfrec.tf_keras2 import tf
@@ -16,12 +18,12 @@ from tfrec.stages import replace_dir
 TENSOR_NAME = "embedding/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-def _cell(value):
+def _cell(value: object) -> str:
     """A TSV-safe cell: tabs and newlines would shift the projector's rows."""
     return " ".join(str(value).split()) or "(untitled)"
 
 
-def write_projector(log_dir, model, videos):
+def write_projector(log_dir: str, model: Any, videos: pd.DataFrame) -> str:
     """Write the projector files for a CandidateGenerationModel's output video embeddings.
 
     Args:

@@ -3,19 +3,23 @@
 A page is one (user_id, timestamp) of the impressions: the videos shown together. All functions
 are vectorised (sorts and binary searches), exact with ties.
 """
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tfrec.evaluation.bootstrap import paired_bootstrap
+from tfrec.features.example_set import ExampleSet
 
 
-def _dense_ranks(scores):
+def _dense_ranks(scores: npt.ArrayLike) -> np.ndarray:
     """[n] int64 rank of each score among the distinct scores (equal scores, equal rank)."""
     _, inverse = np.unique(np.asarray(scores, dtype=np.float64), return_inverse=True)
     return inverse.astype(np.int64).reshape(-1)
 
 
-def page_ids(user_ids, timestamps):
+def page_ids(user_ids: npt.ArrayLike, timestamps: npt.ArrayLike) -> np.ndarray:
     """[n] int64 page of each impression: one per distinct (user_id, timestamp)."""
     users, _ = pd.factorize(np.asarray(user_ids))
     times, _ = pd.factorize(np.asarray(timestamps))
@@ -23,7 +27,8 @@ def page_ids(user_ids, timestamps):
     return codes.astype(np.int64)
 
 
-def page_loss_sums(pages, clicked, watch_time, scores):
+def page_loss_sums(pages: npt.ArrayLike, clicked: npt.ArrayLike, watch_time: npt.ArrayLike,
+                   scores: npt.ArrayLike) -> dict[str, np.ndarray]:
     """Per-page parts of the weighted per-user loss (see `weighted_per_user_loss`).
 
     Args: as `weighted_per_user_loss`; pages are ids in [0, P) (`page_ids`).
@@ -50,7 +55,9 @@ def page_loss_sums(pages, clicked, watch_time, scores):
             "pairs": np.bincount(p, negatives, minlength=size).astype(np.int64)}
 
 
-def weighted_per_user_loss(pages, clicked, watch_time, scores):
+def weighted_per_user_loss(pages: npt.ArrayLike, clicked: npt.ArrayLike,
+                           watch_time: npt.ArrayLike, scores: npt.ArrayLike
+                           ) -> dict[str, float | int]:
     """The paper's ranking loss: mispredicted watch time / total watch time over page pairs.
 
     Every (clicked, not clicked) pair of impressions on one page is a pair; it is mispredicted
@@ -73,7 +80,8 @@ def weighted_per_user_loss(pages, clicked, watch_time, scores):
             "pages_with_pairs": int((sums["pairs"] > 0).sum())}
 
 
-def compare_orders(examples, scores, baseline_scores, seed=0):
+def compare_orders(examples: ExampleSet, scores: npt.ArrayLike, baseline_scores: npt.ArrayLike,
+                   seed: int = 0) -> dict[str, Any]:
     """Weighted per-user loss of `baseline_scores` minus that of `scores` on the same pages
     (positive: `scores` order the pages better), with its paired-bootstrap 95% interval over
     pages (the ratio of sums recomputed on every resample).
@@ -93,7 +101,7 @@ def compare_orders(examples, scores, baseline_scores, seed=0):
     return {**out, "pages": int(has.sum())}
 
 
-def click_auc(clicked, scores):
+def click_auc(clicked: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     """AUC of the scores for clicks (ties count half), unweighted; NaN with one class only."""
     clicked = np.asarray(clicked).astype(bool)
     n_pos, n_neg = int(clicked.sum()), int((~clicked).sum())
@@ -103,7 +111,8 @@ def click_auc(clicked, scores):
     return float((ranks[clicked].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-def calibration(predicted, actual, bins=10):
+def calibration(predicted: npt.ArrayLike, actual: npt.ArrayLike, bins: int = 10
+                ) -> dict[str, Any]:
     """How well predicted expected watch times match the true ones.
 
     Args:
@@ -134,7 +143,9 @@ def calibration(predicted, actual, bins=10):
                        for b, row in table.iterrows()]}
 
 
-def evaluate_ranking(examples, scores, expected_watch_time=None, true_expected_column=None):
+def evaluate_ranking(examples: ExampleSet, scores: npt.ArrayLike,
+                     expected_watch_time: npt.ArrayLike | None = None,
+                     true_expected_column: str | None = None) -> dict[str, Any]:
     """All ranking metrics of one example set.
 
     Args:
@@ -148,7 +159,8 @@ def evaluate_ranking(examples, scores, expected_watch_time=None, true_expected_c
       true column, calibration.
     """
     pages = page_ids(examples["user_id"], examples["timestamp"])
-    out = weighted_per_user_loss(pages, examples["clicked"], examples["watch_time"], scores)
+    out: dict[str, Any] = weighted_per_user_loss(pages, examples["clicked"],
+                                                 examples["watch_time"], scores)
     out["click_auc"] = click_auc(examples["clicked"], scores)
     out["impressions"] = int(len(pages))
     if true_expected_column is not None:

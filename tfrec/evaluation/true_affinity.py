@@ -10,13 +10,18 @@ The queries are those the next-watch metrics score: a query whose target is a re
 here too. The target plays no part in this recall, but one query set per split keeps one
 `queries` count beside all of a split's figures and lets them be compared query by query.
 """
+from collections.abc import Sequence
+
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
-from tfrec.evaluation.next_watch import rewatch_targets
+from tfrec.data.simulator.world import World
+from tfrec.evaluation.next_watch import ScoreFn, rewatch_targets
+from tfrec.features.example_set import ExampleSet
 
 
-def world_indices(ids, prefix):
+def world_indices(ids: npt.ArrayLike, prefix: str) -> np.ndarray:
     """Simulator ids ("u12", "v7") -> world indices [n] (int64); -1 for ids of another form."""
     s = pd.Series(np.asarray(ids, dtype=object)).astype(str)
     ok = s.str.startswith(prefix) & s.str[len(prefix):].str.isdigit()
@@ -25,7 +30,7 @@ def world_indices(ids, prefix):
     return out
 
 
-def _top_k_mask(scores, k):
+def _top_k_mask(scores: np.ndarray, k: int) -> np.ndarray:
     """[q, N] bool: True at each row's k best (finite) scores."""
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     mask = np.zeros(scores.shape, dtype=bool)
@@ -33,8 +38,9 @@ def _top_k_mask(scores, k):
     return mask & np.isfinite(scores)
 
 
-def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
-                         max_cells=1 << 23):
+def recall_of_true_top_k(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLike,
+                         world: World, ks: Sequence[int] = (10, 50, 100),
+                         max_cells: int = 1 << 23) -> dict[str, float | int]:
     """Mean recall of the true top-K by affinity, for each K in ks.
 
     Args:
@@ -58,7 +64,7 @@ def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
     upload = world.upload[corpus]
     times = np.asarray(queries["timestamp"])
     chunk = max(1, max_cells // max(len(corpus), 1))
-    hits = {k: [] for k in ks}
+    hits: dict[int, list[np.ndarray]] = {k: [] for k in ks}
     for start in range(0, len(users), chunk):
         end = min(start + chunk, len(users))
         ineligible = upload[None, :] > times[start:end, None]
@@ -73,8 +79,8 @@ def recall_of_true_top_k(score_fn, queries, corpus_ids, world, ks=(10, 50, 100),
             hits[k].append(found / k)
     scored = ~rewatch_targets(queries)
     found = {k: np.concatenate(hits[k] or [np.zeros(0)])[scored] for k in ks}
-    result = {f"true_recall@{k}": float(found[k].mean()) if scored.any() else float("nan")
-              for k in ks}
+    result: dict[str, float | int] = {
+        f"true_recall@{k}": float(found[k].mean()) if scored.any() else float("nan") for k in ks}
     result["queries"] = int(scored.sum())
     result["rewatch_targets_skipped"] = int(len(users) - scored.sum())
     return result

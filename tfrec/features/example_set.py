@@ -1,48 +1,57 @@
-"""Columnar example sets: equal-length columns, each a numpy array or a `Ragged`; Parquet on disk."""
+"""Columnar example sets: equal-length columns, each a numpy array or a `Ragged`; Parquet on
+disk."""
 import os
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tfrec.features.ragged import Ragged
 
+# One column: a numpy array [n], or a Ragged with n rows.
+Column = np.ndarray | Ragged
+
 
 class ExampleSet:
     """Named columns of equal length (numpy arrays [n] or Ragged with n rows)."""
 
-    def __init__(self, columns):
+    def __init__(self, columns: Mapping[str, Column]) -> None:
         lengths = {name: len(col) for name, col in columns.items()}
         if len(set(lengths.values())) > 1:
             raise ValueError(f"columns differ in length: {lengths}")
-        self.columns = dict(columns)
+        self.columns: dict[str, Column] = dict(columns)
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
-    def __getitem__(self, name):
+    def __getitem__(self, name: str) -> Any:
+        # Any: the column's kind (array or Ragged) depends on its name; callers know which.
         return self.columns[name]
 
-    def take(self, rows):
+    def take(self, rows: npt.ArrayLike) -> "ExampleSet":
         """The rows at `rows` [k] (indices, in that order), or where a [n] bool mask is True."""
-        rows = np.asarray(rows)
-        if rows.dtype == bool:
-            rows = np.flatnonzero(rows)
-        return ExampleSet({k: v.take(rows) if isinstance(v, Ragged) else v[rows]
+        index = np.asarray(rows)
+        if index.dtype == bool:
+            index = np.flatnonzero(index)
+        return ExampleSet({k: v.take(index) if isinstance(v, Ragged) else v[index]
                            for k, v in self.columns.items()})
 
     @classmethod
-    def concat(cls, parts):
+    def concat(cls, parts: Iterable["ExampleSet | Mapping[str, Column]"]) -> "ExampleSet":
         """Concatenate dicts (or ExampleSets) with the same column names, in order."""
-        parts = [p.columns if isinstance(p, ExampleSet) else p for p in parts]
-        names = parts[0].keys()
-        out = {}
+        tables = [p.columns if isinstance(p, ExampleSet) else p for p in parts]
+        names = tables[0].keys()
+        out: dict[str, Column] = {}
         for name in names:
-            cols = [p[name] for p in parts]
-            out[name] = Ragged.concat(cols) if isinstance(cols[0], Ragged) else np.concatenate(cols)
+            cols: list[Any] = [t[name] for t in tables]
+            out[name] = Ragged.concat(cols) if isinstance(cols[0], Ragged) \
+                else np.concatenate(cols)
         return cls(out)
 
-    def to_parquet(self, path):
+    def to_parquet(self, path: str) -> None:
         """Write atomically (temp file, then rename)."""
         arrays = {k: v.to_arrow() if isinstance(v, Ragged) else pa.array(v)
                   for k, v in self.columns.items()}
@@ -52,9 +61,9 @@ class ExampleSet:
         os.replace(tmp, path)
 
     @classmethod
-    def from_parquet(cls, path):
+    def from_parquet(cls, path: str) -> "ExampleSet":
         table = pq.read_table(path)
-        columns = {}
+        columns: dict[str, Column] = {}
         for name in table.column_names:
             col = table.column(name)
             if pa.types.is_list(col.type) or pa.types.is_large_list(col.type):

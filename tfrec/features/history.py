@@ -20,11 +20,12 @@ The same rule on searches (their cut is the number of searches strictly before t
 gives both stages their search tokens. Everything here is vectorised binary searches and ranges.
 """
 import numpy as np
+import numpy.typing as npt
 
 from tfrec.features.ragged import ranges
 
 
-def cuts_at_times(sorted_keys, query_keys):
+def cuts_at_times(sorted_keys: npt.ArrayLike, query_keys: npt.ArrayLike) -> np.ndarray:
     """[m] int64 cut of a query at a time: the number of events with a key < the query's key.
 
     Args:
@@ -37,7 +38,8 @@ def cuts_at_times(sorted_keys, query_keys):
     return np.searchsorted(sorted_keys, query_keys, side="left").astype(np.int64)
 
 
-def rows_before(cuts, max_len, starts=0):
+def rows_before(cuts: npt.ArrayLike, max_len: int, starts: npt.ArrayLike = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
     """The (up to `max_len`) rows before each cut, newest first: the history of each query.
 
     Args:
@@ -52,7 +54,8 @@ def rows_before(cuts, max_len, starts=0):
     return ranges(cuts - 1, lengths, step=-1), lengths
 
 
-def last_row_before(row_groups, query_groups, cuts):
+def last_row_before(row_groups: npt.ArrayLike, query_groups: npt.ArrayLike,
+                    cuts: npt.ArrayLike) -> np.ndarray:
     """[m] the last row of the query's group before its cut (row < cut), or -1 if none.
 
     Args:
@@ -81,7 +84,7 @@ def last_row_before(row_groups, query_groups, cuts):
     return np.where(hit, rows[safe], -1)
 
 
-def earlier_in_group(groups, *moment):
+def earlier_in_group(groups: npt.ArrayLike, *moment: npt.ArrayLike) -> np.ndarray:
     """[n] how many rows of the same group have a strictly earlier moment.
 
     Args:

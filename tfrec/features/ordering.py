@@ -5,18 +5,20 @@ Watches are ordered by timestamp; ties (many MovieLens ratings share one second)
 video id would not be neutral: higher MovieLens ids are newer, rarer films.
 """
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
 
-def tie_break_keys(user_ids, video_ids):
+def tie_break_keys(user_ids: Sequence[object] | np.ndarray,
+                   video_ids: Sequence[object] | np.ndarray) -> np.ndarray:
     """[n] uint32 crc32 of "user_id:video_id" (raw ids as strings)."""
     return np.fromiter((zlib.crc32(f"{u}:{v}".encode()) for u, v in zip(user_ids, video_ids)),
                        dtype=np.uint32, count=len(user_ids))
 
 
-def order_watches(watches):
+def order_watches(watches: pd.DataFrame) -> pd.DataFrame:
     """Watches sorted by (user_id, timestamp, tie-break key), index reset.
 
     Args:

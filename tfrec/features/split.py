@@ -11,8 +11,10 @@ has any watch before the test window. Every other watch at or after the cut is C
 label, but history of the queries after it (serving sees everything logged before a request).
 """
 import dataclasses
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 TRAIN, VALIDATION, TEST, CONTEXT = 0, 1, 2, 3
 ROLE_NAMES = {TRAIN: "train", VALIDATION: "validation", TEST: "test", CONTEXT: "context"}
@@ -21,7 +23,7 @@ PROTOCOLS = ("p1", "p3")
 DAY = 86_400
 
 
-def user_bounds(sorted_user_ids):
+def user_bounds(sorted_user_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(starts [u], ends [u]) int64 row range of each user in rows with users contiguous."""
     n = len(sorted_user_ids)
     if n == 0:
@@ -30,11 +32,12 @@ def user_bounds(sorted_user_ids):
     return starts, np.r_[starts[1:], n]
 
 
-def next_watch_roles(user_ids):
+def next_watch_roles(user_ids: npt.ArrayLike) -> np.ndarray:
     """[n] int8 role of each watch (TRAIN, VALIDATION or TEST) under P1.
 
     Args:
-      user_ids: [n] user id of each watch, rows already in `order_watches` order (users contiguous).
+      user_ids: [n] user id of each watch, rows already in `order_watches` order (users
+        contiguous).
     """
     user_ids = np.asarray(user_ids)
     roles = np.zeros(len(user_ids), dtype=np.int8)
@@ -47,16 +50,18 @@ def next_watch_roles(user_ids):
 
 @dataclasses.dataclass(frozen=True)
 class TimeWindows:
-    """The P3 cut: validation = [validation_start, test_start), test = [test_start, end]; seconds."""
+    """The P3 cut, in seconds: validation = [validation_start, test_start), test = [test_start,
+    end]."""
 
     validation_start: int
     test_start: int
 
-    def to_dict(self):
+    def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def time_windows(timestamps, window_days=None, window_share=0.05):
+def time_windows(timestamps: npt.ArrayLike, window_days: float | None = None,
+                 window_share: float = 0.05) -> TimeWindows:
     """The P3 windows of a log: the last `window_days` days are test and the days before
     validation, or (window_days None) by quantiles of all watch timestamps: test = the last
     `window_share` of the watches, validation = the share before.
@@ -77,7 +82,8 @@ def time_windows(timestamps, window_days=None, window_share=0.05):
     return TimeWindows(int(np.floor(lo)) + 1, int(np.floor(hi)) + 1)
 
 
-def time_split_roles(user_ids, timestamps, windows):
+def time_split_roles(user_ids: npt.ArrayLike, timestamps: npt.ArrayLike, windows: TimeWindows
+                     ) -> np.ndarray:
     """[n] int8 role of each watch under P3 (TRAIN, VALIDATION, TEST or CONTEXT).
 
     Args:

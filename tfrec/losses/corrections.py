@@ -24,7 +24,7 @@ class LogQCorrection(tf.keras.layers.Layer):
       the corrected logits, shaped as `logits`.
     """
 
-    def call(self, logits, expected_counts):
+    def call(self, logits: tf.Tensor, expected_counts: tf.Tensor) -> tf.Tensor:
         return logits - tf.math.log(tf.cast(expected_counts, logits.dtype))
 
 
@@ -42,7 +42,8 @@ class RemoveAccidentalHits(tf.keras.layers.Layer):
       [B, C]: `logits` with every hit set to MIN_LOGIT.
     """
 
-    def call(self, logits, label_rows, pool_rows, positive_column=None):
+    def call(self, logits: tf.Tensor, label_rows: tf.Tensor, pool_rows: tf.Tensor,
+             positive_column: tf.Tensor | None = None) -> tf.Tensor:
         hits = tf.equal(label_rows[:, None], pool_rows[None, :])
         if positive_column is not None:
             hits = tf.logical_and(hits, tf.logical_not(

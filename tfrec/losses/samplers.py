@@ -1,10 +1,13 @@
 """Negative proposals Q over the video rows, and the sampler that draws negatives from Q."""
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 
 from tfrec.tf_keras2 import tf
 
 
-def unigram_probabilities(counts, alpha=1.0):
+def unigram_probabilities(counts: npt.ArrayLike, alpha: float = 1.0) -> np.ndarray:
     """Q(j) proportional to counts[j] ** alpha over rows with counts > 0 (alpha=0: uniform).
 
     Args:
@@ -20,7 +23,7 @@ def unigram_probabilities(counts, alpha=1.0):
     return weights / weights.sum()
 
 
-def uniform_probabilities(num_rows, first_row=0):
+def uniform_probabilities(num_rows: int, first_row: int = 0) -> np.ndarray:
     """Q uniform over rows [first_row, num_rows) (rows before are padding / OOV)."""
     q = np.zeros(num_rows)
     q[first_row:] = 1.0 / (num_rows - first_row)
@@ -42,7 +45,8 @@ class CandidateSampler(tf.keras.layers.Layer):
         made by `from_config` starts from the seed again (its draws are those of a new layer).
     """
 
-    def __init__(self, probabilities, seed=None, **kwargs):
+    def __init__(self, probabilities: npt.ArrayLike, seed: int | None = None, **kwargs: Any
+                 ) -> None:
         super().__init__(**kwargs)
         probabilities = np.asarray(probabilities, dtype=np.float64)
         self._config_probabilities = probabilities
@@ -54,21 +58,22 @@ class CandidateSampler(tf.keras.layers.Layer):
         self.generator = tf.random.Generator.from_non_deterministic_state() if seed is None \
             else tf.random.Generator.from_seed(seed)
 
-    def sample(self, num):
+    def sample(self, num: int | tf.Tensor) -> tf.Tensor:
         """[num] int64 rows drawn i.i.d. from Q."""
         u = self.generator.uniform([num], dtype=tf.float64)
         rows = tf.searchsorted(self.cdf, u, side="right")
         return tf.minimum(tf.cast(rows, tf.int64), self.num_rows - 1)
 
-    def proposal_probability(self, rows):
+    def proposal_probability(self, rows: tf.Tensor) -> tf.Tensor:
         """Q(rows) float32, same shape as rows."""
         return tf.gather(self.probabilities, rows)
 
-    def expected_count_in_sample(self, rows, num_samples):
+    def expected_count_in_sample(self, rows: tf.Tensor, num_samples: int | tf.Tensor
+                                 ) -> tf.Tensor:
         """num_samples * Q(rows) float32: how often each row is expected among `num_samples`
         draws (same shape as rows)."""
         return tf.cast(num_samples, tf.float32) * self.proposal_probability(rows)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "probabilities": self._config_probabilities.tolist(),
                 "seed": self.seed}

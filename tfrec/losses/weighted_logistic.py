@@ -25,10 +25,13 @@ is maximised at odds = sum_i T_i / N = E[T] exactly, for any P. Per impression, 
 t_i = T_i when clicked and 0 otherwise, the loss is t_i softplus(-z) + softplus(z). Subsampled
 negatives are weighted by 1 / r here (the shift by log(r) is exact only for the paper's loss).
 """
+from collections.abc import Callable
+from typing import Any
+
 from tfrec.tf_keras2 import tf
 
 
-def watch_time_weights(clicked, watch_time):
+def watch_time_weights(clicked: tf.Tensor, watch_time: tf.Tensor) -> tf.Tensor:
     """[B] weights of the weighted LR: watch_time where clicked, 1 elsewhere.
 
     Args:
@@ -39,7 +42,8 @@ def watch_time_weights(clicked, watch_time):
     return clicked * tf.cast(watch_time, tf.float32) + (1.0 - clicked)
 
 
-def weighted_logistic_loss(labels, logits, sample_weight=None):
+def weighted_logistic_loss(labels: tf.Tensor, logits: tf.Tensor,
+                           sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """[B] per-example weighted binary cross-entropy from logits.
 
     loss_i = w_i * -(y_i log sigmoid(z_i) + (1 - y_i) log(1 - sigmoid(z_i))), computed stably
@@ -58,7 +62,8 @@ def weighted_logistic_loss(labels, logits, sample_weight=None):
     return per_example
 
 
-def watch_time_loss(watch_time_target, logits, sample_weight=None):
+def watch_time_loss(watch_time_target: tf.Tensor, logits: tf.Tensor,
+                    sample_weight: tf.Tensor | None = None) -> tf.Tensor:
     """[B] per-example loss of the every-impression-a-negative weighted LR (module docstring).
 
     loss_i = w_i * (t_i * softplus(-z_i) + softplus(z_i)): minimised at exp(z) = E[t | x].
@@ -84,16 +89,17 @@ class _BatchMeanLoss(tf.keras.losses.Loss):
     the module docstring. Subclasses set `per_example` (labels, logits, sample_weight) -> [B].
     """
 
-    per_example = None
+    per_example: Callable[..., tf.Tensor]  # set by each subclass
 
-    def __init__(self, name, **kwargs):
+    def __init__(self, name: str, **kwargs: Any) -> None:
         kwargs.setdefault("reduction", tf.keras.losses.Reduction.NONE)
         super().__init__(name=name, **kwargs)
 
-    def __call__(self, y_true, y_pred, sample_weight=None):
+    def __call__(self, y_true: tf.Tensor, y_pred: tf.Tensor,
+                 sample_weight: tf.Tensor | None = None) -> tf.Tensor:
         return tf.reduce_mean(type(self).per_example(y_true, y_pred, sample_weight))
 
-    def call(self, y_true, y_pred):
+    def call(self, y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         return type(self).per_example(y_true, y_pred)
 
 
@@ -103,7 +109,7 @@ class WeightedLogisticLoss(_BatchMeanLoss):
 
     per_example = staticmethod(weighted_logistic_loss)
 
-    def __init__(self, name="weighted_logistic_loss", **kwargs):
+    def __init__(self, name: str = "weighted_logistic_loss", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)
 
 
@@ -113,5 +119,5 @@ class WatchTimeLoss(_BatchMeanLoss):
 
     per_example = staticmethod(watch_time_loss)
 
-    def __init__(self, name="watch_time_loss", **kwargs):
+    def __init__(self, name: str = "watch_time_loss", **kwargs: Any) -> None:
         super().__init__(name=name, **kwargs)

@@ -2,16 +2,21 @@
 
 `CandidateGenerationModel` is a `tfrs.Model`: the user tower maps features to u [B, d]; the softmax
 weights over all videos are the output video embeddings v_j [V, d] (plus an optional bias b_j);
-`compute_loss` hands u and the label rows to a `CandidateSoftmaxTask`, a `tfrs.tasks.Retrieval`-style
-task whose loss is the full softmax or one of its logQ-corrected sampled estimates
-(`tfrec.losses.softmax`, one module per loss). Serving scores u . v_j + b_j over the corpus.
+`compute_loss` hands u and the label rows to a `CandidateSoftmaxTask`, a
+`tfrs.tasks.Retrieval`-style task whose loss is the full softmax or one of its logQ-corrected
+sampled estimates (`tfrec.losses.softmax`, one module per loss). Serving scores u . v_j + b_j
+over the corpus.
 
 Embedding rows: one StringLookup (mask "" -> row 0, unknown id -> row 1, videos -> rows 2..V+1)
 indexes both the watch-history input embeddings and the output table, so raw string ids go in and
 an unseen id never crashes.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 import numpy as np
+import numpy.typing as npt
 import tensorflow_recommenders as tfrs
 
 from tfrec.config import SoftmaxConfig, UserTowerConfig
@@ -39,7 +44,9 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
       seed: sampler seed.
     """
 
-    def __init__(self, config, label_probabilities, proposal_probabilities, seed=None, **kwargs):
+    def __init__(self, config: SoftmaxConfig, label_probabilities: npt.ArrayLike,
+                 proposal_probabilities: npt.ArrayLike, seed: int | None = None, **kwargs: Any
+                 ) -> None:
         super().__init__(**kwargs)
         loss_class = LOSSES.get(config.loss)
         source_class = LABEL_PROBABILITIES.get(config.label_probability)
@@ -52,7 +59,9 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
         self.softmax_loss = loss_class(SamplingPieces(
             self.sampler, self.frequency, config.num_negatives, config.logq_correction))
 
-    def call(self, queries, label_rows, table, bias=None, sample_weight=None, training=False):
+    def call(self, queries: tf.Tensor, label_rows: tf.Tensor, table: tf.Tensor,
+             bias: tf.Tensor | None = None, sample_weight: tf.Tensor | None = None,
+             training: bool = False) -> tf.Tensor:
         """queries [B, d], label_rows [B] int64, table [V, d], bias [V] or None,
         sample_weight [B] or None -> scalar (weighted) mean loss."""
         if training:
@@ -63,7 +72,7 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
         weight = tf.cast(sample_weight, per_example.dtype)
         return tf.math.divide_no_nan(tf.reduce_sum(per_example * weight), tf.reduce_sum(weight))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The constructor's arguments (the [V] distributions as lists). A task made by
         `from_config` starts from the seed and a fresh label-probability state."""
         return {**super().get_config(), "config": self.config.model_dump(mode="json"),
@@ -72,7 +81,7 @@ class CandidateSoftmaxTask(tf.keras.layers.Layer):
                 "seed": self.seed}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "CandidateSoftmaxTask":
         config = dict(config)
         config["config"] = SoftmaxConfig.model_validate(config["config"])
         return cls(**config)
@@ -89,17 +98,20 @@ class CandidateGenerationModel(tfrs.Model):
       tower: UserTowerConfig; softmax: SoftmaxConfig; seed: sampler seed.
     """
 
-    def __init__(self, video_ids, label_counts, demographic_vocabularies,
-                 max_example_age_seconds, tower=UserTowerConfig(), softmax=SoftmaxConfig(),
-                 seed=None):
+    def __init__(self, video_ids: npt.ArrayLike, label_counts: npt.ArrayLike,
+                 demographic_vocabularies: Mapping[str, Sequence[str]],
+                 max_example_age_seconds: float, tower: UserTowerConfig | None = None,
+                 softmax: SoftmaxConfig | None = None, seed: int | None = None) -> None:
         super().__init__()
-        video_ids = np.asarray(video_ids).astype(str)
-        if len(set(video_ids)) != len(video_ids):
+        tower = UserTowerConfig() if tower is None else tower
+        softmax = SoftmaxConfig() if softmax is None else softmax
+        ids = np.asarray(video_ids).astype(str)
+        if len(set(ids)) != len(ids):
             raise ValueError("video_ids must be unique")
-        self.video_ids = video_ids
+        self.video_ids = ids
         self.tower_config, self.softmax_config = tower, softmax
         self.video_lookup = tf.keras.layers.StringLookup(
-            vocabulary=list(video_ids), mask_token="", num_oov_indices=1, name="video_lookup")
+            vocabulary=list(ids), mask_token="", num_oov_indices=1, name="video_lookup")
         num_rows = self.video_lookup.vocabulary_size()  # V + 2
         out_dim = tower.hidden_units[-1] if tower.hidden_units else None
         self.video_embedding = tf.keras.layers.Embedding(num_rows, out_dim or tower.embedding_dim,
@@ -133,22 +145,22 @@ class CandidateGenerationModel(tfrs.Model):
             raise ValueError(f"unknown proposal {softmax.proposal!r}; use uniform or unigram")
         self.task = CandidateSoftmaxTask(softmax, label_p, proposal, seed=seed)
 
-    def _bias(self):
+    def _bias(self) -> tf.Tensor | None:
         return None if self.video_bias is None else self.video_bias.embeddings[:, 0]
 
-    def _tower_inputs(self, features):
+    def _tower_inputs(self, features: Mapping[str, Any]) -> dict[str, Any]:
         return {name: features[name] for name in self.user_tower.input}
 
-    def compute_loss(self, features, training=False):
+    def compute_loss(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         queries = self.user_tower(self._tower_inputs(features), training=training)
         label_rows = self.video_lookup(features["video_id"])
         return self.task(queries, label_rows, self.video_embedding.embeddings, self._bias(),
                          training=training)
 
-    def call(self, features, training=False):
+    def call(self, features: Mapping[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         return self.user_tower(self._tower_inputs(features), training=training)
 
-    def candidate_table(self):
+    def candidate_table(self) -> tuple[np.ndarray, np.ndarray]:
         """([V] video ids, [V, d'] candidate vectors) for dot-product serving: the bias, if any,
         becomes one extra column (with a 1 appended to u by `query_vectors`)."""
         rows = self.video_embedding.embeddings[FIRST_VIDEO_ROW:]
@@ -156,7 +168,8 @@ class CandidateGenerationModel(tfrs.Model):
             rows = tf.concat([rows, self.video_bias.embeddings[FIRST_VIDEO_ROW:]], axis=1)
         return self.video_ids, rows.numpy()
 
-    def query_vectors(self, features, batch_size=1024):
+    def query_vectors(self, features: Mapping[str, np.ndarray], batch_size: int = 1024
+                      ) -> np.ndarray:
         """[Q, d'] user vectors for a dict of numpy feature arrays (the serving form of u)."""
         u = self.user_tower.predict(self._tower_inputs(features), batch_size=batch_size,
                                     verbose=0)

@@ -11,19 +11,28 @@ test pages are scored by the run's own generator, the one that is exported.
 """
 import dataclasses
 import zlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+
+from tfrec.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
+
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
 
 FOLDS = 2
 
 
-def user_folds(user_ids, folds=FOLDS):
+def user_folds(user_ids: Sequence[object] | np.ndarray, folds: int = FOLDS) -> np.ndarray:
     """[n] int fold of each user id: crc32(id) % folds (the same on every machine and run)."""
     return np.fromiter((zlib.crc32(str(u).encode()) % folds for u in np.asarray(user_ids)),
                        np.int64, len(user_ids))
 
 
-def fold_examples(examples, fold, folds=FOLDS):
+def fold_examples(examples: "CandidateExamples", fold: int, folds: int = FOLDS
+                  ) -> "CandidateExamples":
     """The CandidateExamples of the users of one fold (train, validation, test, watches)."""
     take = lambda s: s.take(np.flatnonzero(user_folds(s["user_id"], folds) == fold))  # noqa
     watches = examples.train_watches
@@ -35,13 +44,18 @@ def fold_examples(examples, fold, folds=FOLDS):
         window_queries=None)
 
 
-def scoring_fold(user_ids, folds=FOLDS):
+def scoring_fold(user_ids: Sequence[object] | np.ndarray, folds: int = FOLDS) -> np.ndarray:
     """[n] the fold whose generator scores each user's training pages: one that never saw them."""
     return (user_folds(user_ids, folds) + 1) % folds
 
 
-def train_fold_generators(examples, users, corpus_ids, tower, softmax, training, epochs,
-                          ks=(10, 50, 100), log=print, folds=FOLDS):
+def train_fold_generators(examples: "CandidateExamples", users: pd.DataFrame,
+                          corpus_ids: Sequence[str] | np.ndarray, tower: UserTowerConfig,
+                          softmax: SoftmaxConfig,
+                          training: TrainingConfig, epochs: int,
+                          ks: Sequence[int] = (10, 50, 100),
+                          log: Callable[[str], object] = print, folds: int = FOLDS
+                          ) -> list[tuple[Any, dict[str, Any]]]:
     """[(model, result)] one generator per fold, trained like the run's own for `epochs` epochs
     (the run's chosen epoch; each fold's own validation users still pick the best of them).
 

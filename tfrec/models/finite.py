@@ -5,6 +5,9 @@ score every video NaN: evaluation then still prints plausible-looking figures fo
 export would serve them. Training stops at the first non-finite batch loss, and every servable is
 checked for non-finite variables before it is written.
 """
+from collections.abc import Iterable
+from typing import Any
+
 import numpy as np
 
 from tfrec.errors import TfrecError
@@ -27,22 +30,22 @@ class StopOnNonFiniteLoss(tf.keras.callbacks.Callback):
       hint: what to change, appended to the message.
     """
 
-    def __init__(self, stage, epoch, hint=""):
+    def __init__(self, stage: str, epoch: int, hint: str = "") -> None:
         super().__init__()
         self.stage, self.epoch, self.hint = stage, int(epoch), hint
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
             raise NonFiniteError(
                 f"{self.stage}: training loss is {float(loss)} at epoch {self.epoch}, step "
                 f"{batch + 1}; training stopped and nothing was exported{self.hint}")
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {"stage": self.stage, "epoch": self.epoch, "hint": self.hint}
 
 
-def check_finite_variables(variables, what):
+def check_finite_variables(variables: Iterable[tf.Variable], what: str) -> None:
     """NonFiniteError naming the first float variable that holds a NaN or infinity.
 
     Args:

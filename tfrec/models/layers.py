@@ -1,8 +1,16 @@
 """Small Keras layers of the user tower, each serialisable (get_config)."""
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
 from tfrec.tf_keras2 import tf
 
 
-def relu_tower(x, hidden_units, regularizer=None, dropout=0.0, seed=0):
+def relu_tower(x: tf.Tensor, hidden_units: Sequence[int],
+               regularizer: tf.keras.regularizers.Regularizer | None = None, dropout: float = 0.0,
+               seed: int = 0) -> tf.Tensor:
     """Functional ReLU layers relu_0, relu_1, ... of the given widths (resumable dropout after
     each, its masks a function of (seed, step); see ResumableDropout)."""
     for i, units in enumerate(hidden_units):
@@ -23,7 +31,7 @@ class MaskedMean(tf.keras.layers.Layer):
       [B, d].
     """
 
-    def call(self, embeddings, mask):
+    def call(self, embeddings: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         weights = tf.cast(mask, embeddings.dtype)[..., None]  # [B, L, 1]
         total = tf.reduce_sum(embeddings * weights, axis=1)
         count = tf.reduce_sum(weights, axis=1)
@@ -47,16 +55,16 @@ class ExampleAgeFeatures(tf.keras.layers.Layer):
       [B, 2].
     """
 
-    def __init__(self, scale_seconds, output_scale=1.0, **kwargs):
+    def __init__(self, scale_seconds: float, output_scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.scale_seconds = float(scale_seconds)
         self.output_scale = float(output_scale)
 
-    def call(self, example_age):
+    def call(self, example_age: tf.Tensor) -> tf.Tensor:
         x = tf.cast(example_age, tf.float32) / max(self.scale_seconds, 1.0)
         return self.output_scale * tf.stack([x, tf.square(x)], axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale_seconds": self.scale_seconds,
                 "output_scale": self.output_scale}
 
@@ -79,23 +87,23 @@ class ResumableDropout(tf.keras.layers.Layer):
       unchanged when not training.
     """
 
-    def __init__(self, rate, seed=0, **kwargs):
+    def __init__(self, rate: float, seed: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rate = float(rate)
         self.seed = int(seed)
 
-    def build(self, input_shape):
+    def build(self, input_shape: tf.TensorShape) -> None:
         self.step = self.add_weight(name="step", shape=(), dtype=tf.int64, initializer="zeros",
                                     trainable=False)
         super().build(input_shape)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs: tf.Tensor, training: bool | tf.Tensor | None = None) -> tf.Tensor:
         if training is None:
             training = tf.keras.backend.learning_phase()
         if isinstance(training, (bool, int)) and not training:
             return inputs
 
-        def dropped():
+        def dropped() -> tf.Tensor:
             step = self.step.assign_add(1)
             seed = tf.stack([tf.constant(self.seed, tf.int64), step])
             return tf.nn.experimental.stateless_dropout(inputs, self.rate, seed=seed)
@@ -104,27 +112,26 @@ class ResumableDropout(tf.keras.layers.Layer):
             return dropped()
         return tf.cond(tf.cast(training, tf.bool), dropped, lambda: tf.identity(inputs))
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
-def quantile_boundaries(values, quantiles=100):
+def quantile_boundaries(values: npt.ArrayLike, quantiles: int = 100) -> np.ndarray:
     """[F, quantiles + 1] empirical quantiles (0, 1/q, ..., 1) of each column of `values`.
 
     Args:
       values: [n, F] training values (NaN ignored; an all-NaN column gets boundaries 0).
       quantiles: number of equal-mass buckets.
     """
-    import numpy as np
-    values = np.asarray(values, dtype=np.float64)
-    if values.ndim != 2 or len(values) == 0:
-        raise ValueError(f"quantile_boundaries needs [n > 0, F] values, got shape {values.shape}")
+    table = np.asarray(values, dtype=np.float64)
+    if table.ndim != 2 or len(table) == 0:
+        raise ValueError(f"quantile_boundaries needs [n > 0, F] values, got shape {table.shape}")
     if quantiles < 1:
         raise ValueError(f"quantiles must be >= 1, got {quantiles}")
     levels = np.linspace(0.0, 1.0, quantiles + 1)
-    out = np.zeros((values.shape[1], quantiles + 1))
-    for f in range(values.shape[1]):
-        col = values[:, f][~np.isnan(values[:, f])]
+    out = np.zeros((table.shape[1], quantiles + 1))
+    for f in range(table.shape[1]):
+        col = table[:, f][~np.isnan(table[:, f])]
         if len(col):
             out[f] = np.quantile(col, levels)
     return out
@@ -151,7 +158,8 @@ class EmpiricalCDF(tf.keras.layers.Layer):
       normalised = layer(tf.constant(batch_values, tf.float32))
     """
 
-    def __init__(self, boundaries, **kwargs):
+    def __init__(self, boundaries: np.ndarray | Sequence[Sequence[float]], **kwargs: Any
+                 ) -> None:
         super().__init__(**kwargs)
         self.boundaries = [[float(b) for b in row] for row in boundaries]
         for row in self.boundaries:
@@ -160,7 +168,7 @@ class EmpiricalCDF(tf.keras.layers.Layer):
         self._b = tf.constant(self.boundaries, tf.float32)  # [F, q + 1]
         self._q = float(len(self.boundaries[0]) - 1) if self.boundaries else 1.0
 
-    def call(self, values):
+    def call(self, values: tf.Tensor) -> tf.Tensor:
         x = tf.cast(values, tf.float32)
         x = tf.transpose(tf.where(tf.math.is_nan(x), self._b[None, :, 0] - 1.0, x))  # [F, B]
         below = tf.searchsorted(self._b, x, side="left")   # boundaries < x
@@ -177,5 +185,5 @@ class EmpiricalCDF(tf.keras.layers.Layer):
         cdf = tf.clip_by_value(tf.transpose(cdf), 0.0, 1.0)  # [B, F]
         return tf.concat([cdf, tf.square(cdf), tf.sqrt(cdf)], axis=-1)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "boundaries": self.boundaries}

@@ -10,23 +10,29 @@ comes from checkpointed state.
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from tfrec.config import TrainingConfig  # noqa: F401  (re-exported)
+from tfrec.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
+from tfrec.features.example_set import ExampleSet
 from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.tf_keras2 import tf
 from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.models.finite import StopOnNonFiniteLoss
 from tfrec.progress import progress_bar
 
+if TYPE_CHECKING:  # the examples builder, imported for its type only
+    from tfrec.features.local_driver import CandidateExamples
+
 # Appended to the error when a training loss is not finite.
 LEARNING_RATE_HINT = " (try a lower '{section}.learning_rate')"
 
 
-def _optimizer(config):
+def _optimizer(config: Any) -> tf.keras.optimizers.Optimizer:
     if config.optimizer == "adam":
         return tf.keras.optimizers.Adam(config.learning_rate)
     if config.optimizer == "adagrad":
@@ -34,7 +40,8 @@ def _optimizer(config):
     raise ValueError(f"unknown optimizer {config.optimizer!r}; use adam or adagrad")
 
 
-def model_artifacts(examples, users, corpus_ids):
+def model_artifacts(examples: "CandidateExamples", users: pd.DataFrame,
+                    corpus_ids: Sequence[str] | np.ndarray) -> dict[str, Any]:
     """What fixes a model's vocabularies and shapes, taken from its training data (JSON-able).
 
     Returns:
@@ -53,7 +60,8 @@ def model_artifacts(examples, users, corpus_ids):
     }
 
 
-def model_from_artifacts(artifacts, tower, softmax, seed=0):
+def model_from_artifacts(artifacts: dict[str, Any], tower: UserTowerConfig,
+                         softmax: SoftmaxConfig, seed: int = 0) -> CandidateGenerationModel:
     """A CandidateGenerationModel (untrained) with the vocabularies and counts of `artifacts`."""
     return CandidateGenerationModel(np.asarray(artifacts["video_ids"], dtype=object),
                                     np.asarray(artifacts["label_counts"], dtype=np.int64),
@@ -62,17 +70,20 @@ def model_from_artifacts(artifacts, tower, softmax, seed=0):
                                     seed=seed)
 
 
-def build_model(examples, users, corpus_ids, tower, softmax, seed=0):
+def build_model(examples: "CandidateExamples", users: pd.DataFrame,
+                corpus_ids: Sequence[str] | np.ndarray,
+                tower: UserTowerConfig, softmax: SoftmaxConfig, seed: int = 0
+                ) -> CandidateGenerationModel:
     """A CandidateGenerationModel fitted to the vocabularies and counts of the training data."""
     return model_from_artifacts(model_artifacts(examples, users, corpus_ids), tower, softmax,
                                 seed)
 
 
-def _artifacts_path(weights_path):
+def _artifacts_path(weights_path: str) -> str:
     return f"{weights_path}.artifacts.json"
 
 
-def save_model(model, weights_path, artifacts):
+def save_model(model: tf.keras.Model, weights_path: str, artifacts: dict[str, Any]) -> None:
     """TensorFlow-checkpoint weights at `weights_path` (a file prefix) and, beside them,
     `artifacts` (what rebuilds the model: `model_artifacts`, or the ranker's
     `tfrec.models.ranking.ranking_artifacts`) as JSON, so loading it reads no training data."""
@@ -83,33 +94,35 @@ def save_model(model, weights_path, artifacts):
     os.replace(tmp, _artifacts_path(weights_path))
 
 
-def read_artifacts(weights_path):
+def read_artifacts(weights_path: str) -> dict[str, Any]:
     """The artifacts `save_model` wrote beside `weights_path`."""
     with open(_artifacts_path(weights_path)) as f:
         return json.load(f)
 
 
-def restore_weights(model, weights_path):
+def restore_weights(model: tf.keras.Model, weights_path: str) -> tf.keras.Model:
     """`model` (built from its artifacts) with the weights `save_model` saved; the
     optimizer's slots and other training-only state, absent from the file, are not expected."""
     model.load_weights(weights_path).expect_partial()
     return model
 
 
-def load_model(weights_path, tower, softmax, seed=0):
+def load_model(weights_path: str, tower: UserTowerConfig, softmax: SoftmaxConfig, seed: int = 0
+               ) -> CandidateGenerationModel:
     """The model `save_model` saved: rebuilt from its artifacts and the configs (which fix the
     vocabularies and shapes), then its weights restored."""
     return restore_weights(model_from_artifacts(read_artifacts(weights_path), tower, softmax,
                                                 seed), weights_path)
 
 
-def query_scorer(model, tower):
+def query_scorer(model: CandidateGenerationModel, tower: UserTowerConfig
+                 ) -> Callable[[ExampleSet, int, int], np.ndarray]:
     """score(queries, start, end) -> [end - start, N] exact scores over the model's corpus
     (the user vectors of the latest query set are kept, so chunks do not recompute them)."""
     _, table = model.candidate_table()
-    cache = {}
+    cache: dict[int, np.ndarray] = {}
 
-    def score(queries, start, end):
+    def score(queries: ExampleSet, start: int, end: int) -> np.ndarray:
         if id(queries) not in cache:
             features = padded_features(queries, tower.max_history, tower.max_search_tokens)
             cache.clear()
@@ -119,7 +132,9 @@ def query_scorer(model, tower):
     return score
 
 
-def evaluate_model(model, queries, tower, ks=(10, 50, 100), features=None, per_query=False):
+def evaluate_model(model: CandidateGenerationModel, queries: ExampleSet, tower: UserTowerConfig,
+                   ks: Sequence[int] = (10, 50, 100),
+                   features: dict[str, np.ndarray] | None = None, per_query: bool = False) -> Any:
     """P1 metrics of the model on held-out queries (exact full-corpus scores, history excluded,
     re-watch targets skipped: `evaluate_next_watch`).
 
@@ -144,7 +159,7 @@ class TrainingState(tf.Module):
       history: JSON list of per-epoch records; train_seconds, steps: throughput bookkeeping.
     """
 
-    def __init__(self, model):
+    def __init__(self, model: tf.keras.Model) -> None:
         super().__init__(name="training_state")
         self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
         self.done = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -156,24 +171,27 @@ class TrainingState(tf.Module):
         self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False)
         self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
 
-    def get_history(self):
+    def get_history(self) -> list[dict[str, Any]]:
         return json.loads(self.history.numpy().decode())
 
 
 class _BatchProgress(tf.keras.callbacks.Callback):
     """Advances a progress bar per training batch and shows the running loss."""
 
-    def __init__(self, bar):
+    def __init__(self, bar: Any) -> None:
         super().__init__()
         self.bar = bar
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         self.bar.update(1)
         if logs and batch % 20 == 0:
             self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
 
-def fit_choosing_epoch(model, dataset, epochs, patience, validate, stage="model", hint=""):
+def fit_choosing_epoch(model: tf.keras.Model, dataset: tf.data.Dataset, epochs: int,
+                       patience: int, validate: Callable[[int, float], tuple[Any, dict[str, Any]]],
+                       stage: str = "model", hint: str = ""
+                       ) -> tuple[int, list[dict[str, Any]], float]:
     """Fit one epoch at a time, keep the weights of the epoch that validates best.
 
     Args:
@@ -187,7 +205,9 @@ def fit_choosing_epoch(model, dataset, epochs, patience, validate, stage="model"
       (best epoch, history [{"epoch", "loss", **figures}], training seconds); the model holds
       the best epoch's weights.
     """
-    history, best, best_weights, since_best, seconds = [], None, None, 0, 0.0
+    history: list[dict[str, Any]] = []
+    best: tuple[int, Any] | None = None
+    best_weights, since_best, seconds = None, 0, 0.0
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
         fit = model.fit(dataset, epochs=1, verbose=0,
@@ -202,13 +222,19 @@ def fit_choosing_epoch(model, dataset, epochs, patience, validate, stage="model"
             since_best += 1
             if since_best >= patience:
                 break
+    assert best is not None, "epochs >= 1 (the config's bound)"
     model.set_weights(best_weights)
     return best[0], history, seconds
 
 
-def train_candidate_generation(examples, users, corpus_ids, tower, softmax, training,
-                               ks=(10, 50, 100), log=print, checkpoint_dir=None,
-                               tensorboard_dir=None, progress=False):
+def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFrame,
+                               corpus_ids: Sequence[str] | np.ndarray, tower: UserTowerConfig,
+                               softmax: SoftmaxConfig, training: TrainingConfig,
+                               ks: Sequence[int] = (10, 50, 100),
+                               log: Callable[[str], object] = print,
+                               checkpoint_dir: str | None = None,
+                               tensorboard_dir: str | None = None, progress: bool = False
+                               ) -> tuple[CandidateGenerationModel, dict[str, Any]]:
     """Train, choosing the epoch on validation; returns (model, result dict).
 
     Args:

@@ -6,13 +6,19 @@
 """
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
+import numpy as np
+
+from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.tf_keras2 import tf
 from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import relaxed_signature
 from tfrec.serving.retrieval import (MAX_REQUEST_HISTORY, BruteForceRetrieval, ScannRetrieval,
                                      checked_user_request, query_vectors, request_signature)
 from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
+
 NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
 
 
@@ -20,18 +26,19 @@ class UserTowerServable(tf.Module):
     """Raw user features -> {"user_vector": u [B, d]}; the request checked first (bad input:
     INVALID_ARGUMENT naming it; example_age clamped to the training range)."""
 
-    def __init__(self, user_tower, name=None):
+    def __init__(self, user_tower: tf.keras.Model, name: str | None = None) -> None:
         super().__init__(name=name)
         self.user_tower = user_tower
         self.serve = tf.function(self._serve, input_signature=[
             relaxed_signature(request_signature(user_tower))])
 
-    def _serve(self, features):
+    def _serve(self, features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         features = checked_user_request(self.user_tower, features)
         return {"user_vector": query_vectors(self.user_tower, features, with_bias=False)}
 
 
-def _qps(fn, batches):
+def _qps(fn: Callable[[dict[str, np.ndarray]], Any], batches: Sequence[dict[str, np.ndarray]]
+         ) -> float:
     fn(batches[0])  # warm-up (traces the function)
     start = time.perf_counter()
     count = 0
@@ -41,8 +48,10 @@ def _qps(fn, batches):
     return count / (time.perf_counter() - start)
 
 
-def save_candidate_generation(model, out_dir, features, manifest, k=100, target_recall=0.95,
-                              log=print):
+def save_candidate_generation(model: CandidateGenerationModel, out_dir: str,
+                              features: Mapping[str, np.ndarray], manifest: Mapping[str, Any],
+                              k: int = 100, target_recall: float = 0.95,
+                              log: Callable[[str], object] = print) -> dict[str, Any]:
     """Tune ScaNN on the user vectors of `features`, save the three servables (not yet a
     version: `tfrec.serving.version_sets.publish` makes them one).
 
@@ -64,7 +73,7 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
     exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10, settings)
     exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k, settings)
 
-    servables = {
+    servables: dict[str, tf.Module] = {
         "user_tower": UserTowerServable(tower),
         "retrieval_brute_force": BruteForceRetrieval(tower, video_ids, table, k, with_bias),
         "retrieval_scann": ScannRetrieval(tower, video_ids, searcher.serialize_to_module(), k,
@@ -85,7 +94,7 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
     history = {"max_request_history": MAX_REQUEST_HISTORY,
                "tower_history": int(tower.input["watch_history"].shape[1])} \
         if "watch_history" in tower.input else {}
-    paths = {}
+    paths: dict[str, str] = {}
     for name, module in servables.items():
         paths[name] = save_servable(
             module, os.path.join(out_dir, name), name,
@@ -95,8 +104,11 @@ def save_candidate_generation(model, out_dir, features, manifest, k=100, target_
     return {"paths": paths, "ann": ann}
 
 
-def export_candidate_generation(model, base_dir, features, manifest, k=100, target_recall=0.95,
-                                keep=3, log=print):
+def export_candidate_generation(model: CandidateGenerationModel, base_dir: str,
+                                features: Mapping[str, np.ndarray],
+                                manifest: Mapping[str, Any], k: int = 100,
+                                target_recall: float = 0.95, keep: int = 3,
+                                log: Callable[[str], object] = print) -> dict[str, Any]:
     """`save_candidate_generation`, then publish the three servables as a new version set of the
     saved_models folder `base_dir` that keeps the served set's other servables (a ranker), and
     point its models.config at it. The pipeline publishes all of a run's servables together.
@@ -104,9 +116,9 @@ def export_candidate_generation(model, base_dir, features, manifest, k=100, targ
     Returns:
       {"paths": {name: version folder}, "version": N, "ann": ...}.
     """
-    saved = {}
+    saved: dict[str, Any] = {}
 
-    def save_all(staging):
+    def save_all(staging: str) -> dict[str, str]:
         saved.update(save_candidate_generation(model, staging, features, manifest, k,
                                                target_recall, log))
         return saved["paths"]

@@ -1,16 +1,20 @@
 """SavedModel export for TF Serving: checked for finite weights, with warmup records and a
 manifest, published as one version set.
 
-Layout: <base>/<name>/<version>/ (saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests,
-manifest.json). Servables are saved into hidden staging folders first, then published together
-under one version number (`tfrec.serving.version_sets`): a version folder appears whole or not
-at all, and TF Serving ignores non-numeric folder names.
+Layout: <base>/<name>/<version>/ (saved_model.pb, variables/,
+assets.extra/tf_serving_warmup_requests, manifest.json). Servables are saved into hidden staging
+folders first, then published together under one version number (`tfrec.serving.version_sets`):
+a version folder appears whole or not at all, and TF Serving ignores non-numeric folder names.
 """
 import datetime
 import json
 import os
 import shutil
 import uuid
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import numpy as np
 
 from tfrec.tf_keras2 import tf
 from tfrec.models.finite import check_finite_variables
@@ -19,7 +23,8 @@ from tfrec.serving import version_sets
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def write_warmup_requests(path, model_name, requests):
+def write_warmup_requests(path: str, model_name: str,
+                          requests: Iterable[Mapping[str, np.ndarray]]) -> None:
     """Write PredictionLog records TF Serving replays at load time (needs tensorflow-serving-api).
 
     Args:
@@ -38,7 +43,9 @@ def write_warmup_requests(path, model_name, requests):
             writer.write(log.SerializeToString())
 
 
-def save_servable(module, folder, name, manifest, warmup_requests=(), scann=False):
+def save_servable(module: tf.Module, folder: str, name: str, manifest: Mapping[str, Any],
+                  warmup_requests: Iterable[Mapping[str, np.ndarray]] = (), scann: bool = False
+                  ) -> str:
     """Save `module`'s signatures (its `signatures()`, else `serve` as serving_default) as a
     servable folder: SavedModel, warmup records and manifest.json, not yet a version
     (`tfrec.serving.version_sets.publish` makes it one).
@@ -59,9 +66,9 @@ def save_servable(module, folder, name, manifest, warmup_requests=(), scann=Fals
     signatures = module.signatures() if hasattr(module, "signatures") else {
         "serving_default": module.serve}
     tf.saved_model.save(module, folder, signatures=signatures, options=options)
-    if warmup_requests:
-        write_warmup_requests(os.path.join(folder, "assets.extra", WARMUP_FILE), name,
-                              list(warmup_requests))
+    requests = list(warmup_requests)
+    if requests:
+        write_warmup_requests(os.path.join(folder, "assets.extra", WARMUP_FILE), name, requests)
     with open(os.path.join(folder, "manifest.json"), "w") as f:
         json.dump({"name": name, "exported_at": datetime.datetime.now(
             datetime.timezone.utc).isoformat(), "requires_scann_ops": bool(scann), **manifest},
@@ -69,7 +76,9 @@ def save_servable(module, folder, name, manifest, warmup_requests=(), scann=Fals
     return folder
 
 
-def publish_servables(save_all, base_dir, keep=3, run=None, log=print, carry_over=False):
+def publish_servables(save_all: Callable[[str], Mapping[str, str]], base_dir: str, keep: int = 3,
+                      run: str | None = None, log: Callable[[str], object] = print,
+                      carry_over: bool = False) -> dict[str, Any]:
     """Write servables into a hidden staging folder of `base_dir`, then publish them as one
     version set (`version_sets.publish`); the staging folder is removed either way.
 
@@ -90,7 +99,9 @@ def publish_servables(save_all, base_dir, keep=3, run=None, log=print, carry_ove
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def export_servable(module, base_dir, name, manifest, warmup_requests=(), scann=False, keep=3):
+def export_servable(module: tf.Module, base_dir: str, name: str, manifest: Mapping[str, Any],
+                    warmup_requests: Iterable[Mapping[str, np.ndarray]] = (),
+                    scann: bool = False, keep: int = 3) -> str:
     """`save_servable`, then publish it as a new version set of `base_dir` that keeps the served
     set's other servables.
 

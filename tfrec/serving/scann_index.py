@@ -8,15 +8,18 @@ depth until recall@k against exact search reaches the target, and reports what i
 """
 import dataclasses
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from tfrec.tf_keras2 import tf
 
 BRUTE_FORCE_BELOW = 20_000
 
 
-def scann_ops():
+def scann_ops() -> Any:
     """The ScaNN TF ops module; a clear error if scann is missing or built for another TF."""
     try:
         from scann.scann_ops.py import scann_ops as ops
@@ -44,14 +47,14 @@ class ScannSettings:
     max_reorder: int = 0
     training_sample_size: int = 250_000
 
-    def search_kwargs(self):
+    def search_kwargs(self) -> dict[str, Any]:
         if self.num_leaves == 0:
             return {}
         return {"leaves_to_search": self.num_leaves_to_search,
                 "pre_reorder_num_neighbors": self.reorder or None}
 
 
-def build_searcher(table, k, settings):
+def build_searcher(table: np.ndarray, k: int, settings: ScannSettings) -> Any:
     """A ScaNN searcher (TF ops) over `table` [V, d] for dot-product search."""
     builder = scann_ops().builder(np.asarray(table, np.float32), k, "dot_product")
     if settings.num_leaves == 0:
@@ -65,29 +68,31 @@ def build_searcher(table, k, settings):
     return builder.build()
 
 
-def exact_top_k(queries, table, k, chunk=1024):
+def exact_top_k(queries: np.ndarray, table: npt.ArrayLike, k: int, chunk: int = 1024
+                ) -> np.ndarray:
     """[Q, k] exact top-k rows by dot product (TF matmul + top_k, in query chunks)."""
-    table = tf.constant(table, tf.float32)
+    table_t = tf.constant(table, tf.float32)
     out = []
     for start in range(0, len(queries), chunk):
-        scores = tf.matmul(tf.constant(queries[start:start + chunk], tf.float32), table,
+        scores = tf.matmul(tf.constant(queries[start:start + chunk], tf.float32), table_t,
                            transpose_b=True)
         out.append(tf.math.top_k(scores, k=k).indices.numpy())
     return np.concatenate(out)
 
 
-def per_query_recall(approx, exact):
+def per_query_recall(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """[Q] fraction of each exact top-k row found in the approximate top-k. [Q, k] each."""
     k = exact.shape[1]
     return np.array([len(set(a[:k]) & set(e)) / k for a, e in zip(approx, exact)])
 
 
-def recall_against_exact(approx, exact):
+def recall_against_exact(approx: np.ndarray, exact: np.ndarray) -> float:
     """Mean recall@k of the approximate top-k against the exact top-k. [Q, k] each."""
     return float(np.mean(per_query_recall(approx, exact)))
 
 
-def search(searcher, queries, k, settings=None):
+def search(searcher: Any, queries: np.ndarray, k: int, settings: ScannSettings | None = None
+           ) -> np.ndarray:
     """[Q, k] rows from a ScaNN searcher, with the settings' search-time parameters."""
     kwargs = settings.search_kwargs() if settings else {}
     rows, _ = searcher.search_batched_parallel(tf.constant(queries, tf.float32),
@@ -95,7 +100,9 @@ def search(searcher, queries, k, settings=None):
     return rows.numpy()
 
 
-def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
+def tune_scann(table: np.ndarray, queries: np.ndarray, k: int = 100, target_recall: float = 0.95,
+               log: Callable[[str], object] = print
+               ) -> tuple[ScannSettings, dict[str, Any], Any]:
     """The cheapest settings whose recall@k against exact search reaches `target_recall` with
     confidence: the mean over the tuning queries minus two standard errors must reach it, so the
     choice holds on new queries rather than only on the ones it was tuned on.
@@ -126,7 +133,8 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
     searcher = build_searcher(table, k, base)
     build_s = time.perf_counter() - start
     search(searcher, queries[:100], k, trials[0])  # warm-up, so the first trial is timed fairly
-    best, most_accurate = None, None
+    best: tuple[ScannSettings, float, float] | None = None
+    most_accurate: tuple[ScannSettings, float, float] | None = None
     for settings in trials:
         start = time.perf_counter()
         approx = search(searcher, queries, k, settings)
@@ -145,6 +153,7 @@ def tune_scann(table, queries, k=100, target_recall=0.95, log=print):
     if best is None:
         log(f"  scann: no setting reached recall {target_recall}; using the most accurate")
         best = most_accurate
+    assert best is not None, "trials is never empty"
     settings, recall, qps = best
     return settings, {"settings": dataclasses.asdict(settings), f"recall@{k}": recall, "k": k,
                       "build_seconds": build_s, "queries_per_second": qps,

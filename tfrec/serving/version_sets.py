@@ -31,6 +31,8 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from tfrec.errors import TfrecError
 
@@ -44,7 +46,7 @@ class VersionSetError(TfrecError, ValueError):
     """A version set that does not exist or is not complete."""
 
 
-def _write_atomic(path, text):
+def _write_atomic(path: str, text: str) -> None:
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with open(tmp, "w") as f:
@@ -55,7 +57,7 @@ def _write_atomic(path, text):
             os.remove(tmp)
 
 
-def _read_json(path, default):
+def _read_json(path: str, default: Any) -> Any:
     try:
         with open(path) as f:
             return json.load(f)
@@ -64,7 +66,7 @@ def _read_json(path, default):
 
 
 @contextlib.contextmanager
-def _locked(base_dir):
+def _locked(base_dir: str) -> Iterator[None]:
     """Exclusive flock on <base_dir>/.lock (released when the process dies, so never stale)."""
     os.makedirs(base_dir, exist_ok=True)
     with open(os.path.join(base_dir, LOCK), "a") as f:
@@ -75,14 +77,14 @@ def _locked(base_dir):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def version_sets(base_dir):
+def version_sets(base_dir: str) -> list[dict[str, Any]]:
     """The complete sets, oldest first: [{"version", "servables", "published_at", "run"}]."""
     return _read_json(os.path.join(base_dir, SETS), {"sets": []})["sets"]
 
 
-def _versions_on_disk(base_dir):
+def _versions_on_disk(base_dir: str) -> set[int]:
     """Every integer version folder under any model folder of `base_dir`."""
-    found = set()
+    found: set[int] = set()
     for name in os.listdir(base_dir):
         folder = os.path.join(base_dir, name)
         if os.path.isdir(folder) and not name.startswith("."):
@@ -90,7 +92,7 @@ def _versions_on_disk(base_dir):
     return found
 
 
-def _remove_set_folders(base_dir, version, names):
+def _remove_set_folders(base_dir: str, version: int, names: Iterable[str]) -> None:
     for name in names:
         folder = os.path.join(base_dir, name)
         shutil.rmtree(os.path.join(folder, str(version)), ignore_errors=True)
@@ -100,7 +102,7 @@ def _remove_set_folders(base_dir, version, names):
                     shutil.rmtree(os.path.join(folder, d), ignore_errors=True)
 
 
-def _recover_locked(base_dir):
+def _recover_locked(base_dir: str) -> dict[str, Any] | None:
     journal = _read_json(os.path.join(base_dir, JOURNAL), None)
     if journal is None:
         return None
@@ -114,7 +116,7 @@ def _recover_locked(base_dir):
     return {"version": version, "rolled_back": not committed}
 
 
-def recover(base_dir):
+def recover(base_dir: str) -> dict[str, Any] | None:
     """Finish or undo a publish a crash interrupted. Returns None when there was none, else
     {"version", "rolled_back"}: a set not yet committed is deleted, a committed one is served."""
     if not os.path.isdir(base_dir):
@@ -123,12 +125,12 @@ def recover(base_dir):
         return _recover_locked(base_dir)
 
 
-def pending(base_dir):
+def pending(base_dir: str) -> bool:
     """True while a publish is under way or was interrupted (its journal exists)."""
     return os.path.exists(os.path.join(base_dir, JOURNAL))
 
 
-def _link_or_copy(src, dst):
+def _link_or_copy(src: str, dst: str) -> None:
     """Hard link when the two folders share a file system (no bytes copied), else a copy."""
     try:
         os.link(src, dst)
@@ -136,7 +138,7 @@ def _link_or_copy(src, dst):
         shutil.copy2(src, dst)
 
 
-def _place(src, model_dir, version, manifest):
+def _place(src: str, model_dir: str, version: int, manifest: Mapping[str, Any]) -> str:
     """Copy servable folder `src` to <model_dir>/<version> (via a hidden name, then rename),
     with its manifest.json rewritten to include `manifest`."""
     tmp = os.path.join(model_dir, f".publishing-{version}-{uuid.uuid4().hex[:8]}")
@@ -152,7 +154,7 @@ def _place(src, model_dir, version, manifest):
     return final
 
 
-def models_config_text(base_dir, names, version):
+def models_config_text(base_dir: str, names: Iterable[str], version: int) -> str:
     """A TF Serving model_config_list serving `names`, each pinned to `version`."""
     entries = "".join(
         f'  config {{\n    name: "{n}"\n    base_path: "{os.path.join(base_dir, n)}"\n'
@@ -162,13 +164,14 @@ def models_config_text(base_dir, names, version):
     return "model_config_list {\n" + entries + "}\n"
 
 
-def _point_models_config(base_dir, entry):
+def _point_models_config(base_dir: str, entry: Mapping[str, Any]) -> str:
     path = os.path.join(base_dir, MODELS_CONFIG)
     _write_atomic(path, models_config_text(base_dir, entry["servables"], entry["version"]))
     return path
 
 
-def publish(base_dir, staged, keep=3, run=None, log=print, carry_over=False):
+def publish(base_dir: str, staged: Mapping[str, str], keep: int = 3, run: str | None = None,
+            log: Callable[[str], object] = print, carry_over: bool = False) -> dict[str, Any]:
     """Publish servable folders as one new version set and point models.config at it.
 
     Args:
@@ -203,7 +206,7 @@ def publish(base_dir, staged, keep=3, run=None, log=print, carry_over=False):
                       json.dumps({"version": version, "servables": names}))
         now = datetime.datetime.now(datetime.timezone.utc).isoformat()
         set_facts = {"version": version, "version_set": names, "published_at": now}
-        paths = {}
+        paths: dict[str, str] = {}
         for name in names:
             paths[name] = _place(staged[name], os.path.join(base_dir, name), version,
                                  {"name": name, **set_facts})
@@ -219,7 +222,7 @@ def publish(base_dir, staged, keep=3, run=None, log=print, carry_over=False):
     return {"version": version, "paths": paths, "models_config": config_path}
 
 
-def served_set(base_dir):
+def served_set(base_dir: str) -> dict[str, Any]:
     """The set models.config serves: {"version", "servables", ...}; VersionSetError if none."""
     base_dir = os.path.abspath(base_dir)
     sets = version_sets(base_dir)
@@ -236,7 +239,7 @@ def served_set(base_dir):
                           "enabled first)")
 
 
-def served_path(base_dir, name):
+def served_path(base_dir: str, name: str) -> str:
     """<base_dir>/<name>/<N> of the served set; VersionSetError if that set lacks `name`."""
     entry = served_set(base_dir)
     if name not in entry["servables"]:
@@ -245,7 +248,7 @@ def served_path(base_dir, name):
     return os.path.join(os.path.abspath(base_dir), name, str(entry["version"]))
 
 
-def use_version(base_dir, version):
+def use_version(base_dir: str, version: int) -> str:
     """Point models.config at complete set `version` (e.g. to roll back). Returns its path."""
     base_dir = os.path.abspath(base_dir)
     with _locked(base_dir):

@@ -13,10 +13,11 @@ A session of user u at time t:
 `simulate_day` returns a DayLogs of index arrays; `tables.py` turns them into event tables.
 """
 import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 
 import numpy as np
 
-from tfrec.data.simulator.world import DAY, topic_tokens
+from tfrec.data.simulator.world import DAY, World, topic_tokens
 
 SEARCH_LEAD_S = 120   # the search comes this long before the home page
 SEARCH_WATCH_GAP_S = 20
@@ -50,15 +51,15 @@ class DayLogs:
     search_query: np.ndarray
 
     @classmethod
-    def concatenate(cls, parts):
+    def concatenate(cls, parts: Sequence["DayLogs"]) -> "DayLogs":
         return cls(**{f.name: np.concatenate([getattr(p, f.name) for p in parts])
                       for f in dataclasses.fields(cls)})
 
-    def num_events(self):
+    def num_events(self) -> int:
         return len(self.imp_user) + len(self.watch_user) + len(self.search_user)
 
 
-def schedule_sessions(world):
+def schedule_sessions(world: World) -> tuple[np.ndarray, np.ndarray]:
     """All sessions of the period: (user [S], time [S]) sorted by time."""
     c = world.config
     rng = np.random.default_rng(np.random.SeedSequence([world.seed, 1]))
@@ -73,7 +74,7 @@ def schedule_sessions(world):
 class CandidateSources:
     """The three candidate sources of a home page, for sessions of one day."""
 
-    def __init__(self, world, index, day):
+    def __init__(self, world: World, index: "CorpusIndex", day: int) -> None:
         self.world = world
         w, c = world, world.config
         day_start = w.start + day * DAY
@@ -84,14 +85,14 @@ class CandidateSources:
         self.index = index  # fresh and personal draws use the corpus sorted by upload time
         self.fresh_seconds = int(c.fresh_days * DAY)
 
-    def popular(self, rng, n):
+    def popular(self, rng: np.random.Generator, n: int) -> np.ndarray:
         if self.popular_cdf[-1] <= 0:  # nothing uploaded yet: any video
             return rng.integers(0, len(self.popular_cdf), size=n)
         draws = rng.random(n) * self.popular_cdf[-1]
         return np.minimum(np.searchsorted(self.popular_cdf, draws, side="right"),
                           len(self.popular_cdf) - 1)
 
-    def fresh(self, rng, times):
+    def fresh(self, rng: np.random.Generator, times: np.ndarray) -> np.ndarray:
         lo = np.searchsorted(self.index.upload_sorted, times - self.fresh_seconds, side="left")
         hi = np.searchsorted(self.index.upload_sorted, times, side="right")
         out = self.popular(rng, len(times))
@@ -100,7 +101,8 @@ class CandidateSources:
         out[ok] = self.index.by_upload[pick]
         return out
 
-    def personal(self, rng, users, times, topics=None, tries=3):
+    def personal(self, rng: np.random.Generator, users: np.ndarray, times: np.ndarray,
+                 topics: np.ndarray | None = None, tries: int = 3) -> np.ndarray:
         """Best of `tries` uploaded videos of one of the user's topics (by true affinity)."""
         w = self.world
         if topics is None:
@@ -134,7 +136,7 @@ class CorpusIndex:
     topic_start: np.ndarray    # [num_topics] first position of each topic in topic_order
 
     @classmethod
-    def of(cls, world):
+    def of(cls, world: World) -> "CorpusIndex":
         by_upload = np.argsort(world.upload, kind="stable")
         order = np.lexsort((world.upload, world.video_topic))
         keys = world.video_topic[order].astype(np.int64) * _KEY_SCALE + (
@@ -143,7 +145,8 @@ class CorpusIndex:
         return cls(by_upload, world.upload[by_upload], order, keys, start)
 
 
-def user_topic_draw(world, rng, users, explore=0.0):
+def user_topic_draw(world: World, rng: np.random.Generator, users: np.ndarray,
+                    explore: float = 0.0) -> np.ndarray:
     """One topic per user from their topic weights ([n] ints); `explore` = share of random."""
     cum = np.cumsum(world.user_topic_weights[users], axis=1)
     slot = (rng.random(len(users))[:, None] > cum[:, :-1]).sum(axis=1)
@@ -153,14 +156,15 @@ def user_topic_draw(world, rng, users, explore=0.0):
     return topics
 
 
-def _watched_seconds(world, rng, users, videos):
+def _watched_seconds(world: World, rng: np.random.Generator, users: np.ndarray,
+                     videos: np.ndarray) -> np.ndarray:
     """Watch time of clicked/searched videos: duration * Beta(mean = true watched fraction)."""
     kappa = world.config.watch_concentration
     mean = np.clip(world.watch_fraction(users, videos), 1e-6, 1 - 1e-6)
     return world.duration[videos] * rng.beta(kappa * mean, kappa * (1 - mean))
 
 
-def _dedupe_pages(pages):
+def _dedupe_pages(pages: np.ndarray) -> np.ndarray:
     """Mask [S, P]: True for the first occurrence of each video on its page."""
     order = np.argsort(pages, axis=1, kind="stable")
     sorted_pages = np.take_along_axis(pages, order, axis=1)
@@ -171,7 +175,8 @@ def _dedupe_pages(pages):
     return keep
 
 
-def _searches(world, sources, rng, users, times):
+def _searches(world: World, sources: CandidateSources, rng: np.random.Generator,
+              users: np.ndarray, times: np.ndarray) -> tuple[np.ndarray, ...]:
     """Searches before some sessions and the watches they lead to."""
     c = world.config
     searching = rng.random(len(users)) < c.search_probability
@@ -191,7 +196,8 @@ def _searches(world, sources, rng, users, times):
             w_users, w_videos, w_times, _watched_seconds(world, rng, w_users, w_videos))
 
 
-def simulate_day(world, index, day, users, times):
+def simulate_day(world: World, index: CorpusIndex, day: int, users: np.ndarray,
+                 times: np.ndarray) -> DayLogs:
     """Logs of the sessions (users [S], times [S]) that fall on `day` (0-based)."""
     c = world.config
     rng = np.random.default_rng(np.random.SeedSequence([world.seed, 2, day]))
@@ -203,7 +209,7 @@ def simulate_day(world, index, day, users, times):
     slot_users = np.repeat(users, p)
     slot_times = np.repeat(times, p)
     source = rng.choice(3, size=n * p, p=np.asarray(c.source_mix) / np.sum(c.source_mix))
-    pages = np.empty(n * p, dtype=np.int64)
+    pages: np.ndarray = np.empty(n * p, dtype=np.int64)
     for code, draw in ((0, lambda m: sources.popular(rng, int(m.sum()))),
                        (1, lambda m: sources.fresh(rng, slot_times[m])),
                        (2, lambda m: sources.personal(rng, slot_users[m], slot_times[m]))):
@@ -235,7 +241,8 @@ def simulate_day(world, index, day, users, times):
         search_user=s_users, search_time=s_times, search_query=queries)
 
 
-def simulate_days(world, progress=None):
+def simulate_days(world: World, progress: Callable[[int, int], object] | None = None
+                  ) -> Iterator[tuple[int, DayLogs]]:
     """Yield (day, DayLogs) for every day of the period, in order."""
     users, times = schedule_sessions(world)
     index = CorpusIndex.of(world)

@@ -1,5 +1,6 @@
-"""Settings of the simulated world, and the named size presets (plain dataclasses, no TensorFlow)."""
+"""Settings of the simulated world, and the named size presets (plain dataclasses, no TF)."""
 import dataclasses
+from typing import Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +52,7 @@ class SimulatorConfig:
     evergreen_floor: float = 0.03
     clickbait_a: float = 0.6
     clickbait_b: float = 3.0
-    source_mix: tuple = (0.35, 0.2, 0.45)
+    source_mix: tuple[float, ...] = (0.35, 0.2, 0.45)
     fresh_days: float = 7.0
     click_bias: float = -2.0
     click_affinity: float = 1.0
@@ -70,7 +71,7 @@ class SimulatorConfig:
     tokens_per_topic: int = 8
     start_timestamp: int = 1_600_000_000
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         for name in ("num_users", "num_videos", "num_topics", "num_channels", "days",
                      "page_size", "latent_dim", "tokens_per_topic", "search_watches"):
             if getattr(self, name) < 1:
@@ -100,7 +101,7 @@ PRESETS = {
 }
 
 
-def preset(name, **overrides):
+def preset(name: str, **overrides: Any) -> SimulatorConfig:
     """The named preset, with fields replaced by `overrides` (e.g. num_users=100)."""
     if name not in PRESETS:
         raise ValueError(f"unknown simulator preset {name!r}; presets: {sorted(PRESETS)}")

@@ -3,6 +3,8 @@ import dataclasses
 import json
 import os
 import shutil
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -10,24 +12,25 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tfrec.data.schema import TABLES, EventTables
+from tfrec.data.simulator.behaviour import DayLogs
 from tfrec.data.simulator.config import SimulatorConfig
-from tfrec.data.simulator.world import (AGE_BUCKETS, DEVICES, GENDERS, LANGUAGES, build_world,
-                                        topic_names, topic_tokens)
+from tfrec.data.simulator.world import (AGE_BUCKETS, DEVICES, GENDERS, LANGUAGES, World,
+                                        build_world, topic_names, topic_tokens)
 
 WORLD_FILE = "simulation.json"
 # Everything `write_simulation` writes; only these are ever replaced or removed in a folder.
 SIMULATION_FILES = (*(f"{t}.parquet" for t in TABLES), WORLD_FILE)
 
 
-def user_ids(n):
+def user_ids(n: int) -> np.ndarray:
     return np.array([f"u{i}" for i in range(n)], dtype=object)
 
 
-def video_ids(n):
+def video_ids(n: int) -> np.ndarray:
     return np.array([f"v{j}" for j in range(n)], dtype=object)
 
 
-def users_table(world):
+def users_table(world: World) -> pd.DataFrame:
     return pd.DataFrame({
         "user_id": user_ids(world.config.num_users),
         "age": np.asarray(AGE_BUCKETS, dtype=object)[world.user_age],
@@ -38,7 +41,7 @@ def users_table(world):
     })
 
 
-def videos_table(world):
+def videos_table(world: World) -> pd.DataFrame:
     c = world.config
     n = c.num_videos
     names = np.asarray(topic_names(c.num_topics), dtype=object)
@@ -55,7 +58,8 @@ def videos_table(world):
     })
 
 
-def log_tables(logs, users, videos):
+def log_tables(logs: DayLogs, users: np.ndarray, videos: np.ndarray
+               ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """DayLogs -> (impressions, watches, searches) DataFrames with string ids."""
     impressions = pd.DataFrame({
         "user_id": users[logs.imp_user], "video_id": videos[logs.imp_video],
@@ -78,7 +82,7 @@ def log_tables(logs, users, videos):
     return impressions, watches, searches
 
 
-def event_tables(world, logs):
+def event_tables(world: World, logs: DayLogs) -> EventTables:
     """EventTables of a whole simulation (valid by construction: ids come from the world)."""
     users, videos = users_table(world), videos_table(world)
     impressions, watches, searches = log_tables(
@@ -89,12 +93,12 @@ def event_tables(world, logs):
                                                     "searches")})
 
 
-def world_description(world):
+def world_description(world: World) -> dict[str, Any]:
     """What `load_world` needs to rebuild the world (and its ground truth) exactly."""
     return {"seed": world.seed, "config": dataclasses.asdict(world.config)}
 
 
-def load_world(directory):
+def load_world(directory: str) -> World:
     """The World of a simulation written by `write_simulation` (ground truth for evaluation)."""
     path = os.path.join(directory, WORLD_FILE)
     with open(path) as f:
@@ -112,11 +116,11 @@ def load_world(directory):
 class StreamingTables:
     """Parquet writers for the log tables, fed one day at a time (memory stays one day's)."""
 
-    def __init__(self, directory, users, videos):
+    def __init__(self, directory: str, users: np.ndarray, videos: np.ndarray) -> None:
         self.directory, self.users, self.videos = directory, users, videos
-        self.writers = {}
+        self.writers: dict[str, pq.ParquetWriter] = {}
 
-    def write(self, logs):
+    def write(self, logs: DayLogs) -> None:
         for name, df in zip(("impressions", "watches", "searches"),
                             log_tables(logs, self.users, self.videos)):
             if len(df) == 0:  # a quiet day: its empty string columns would be typed null, which
@@ -127,12 +131,12 @@ class StreamingTables:
                     os.path.join(self.directory, f"{name}.parquet"), table.schema)
             self.writers[name].write_table(table)
 
-    def close(self):
+    def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
 
 
-def output_folder_problem(directory):
+def output_folder_problem(directory: str) -> str | None:
     """Why `directory` cannot take a simulation's tables, or None when it can.
 
     It can when it does not exist, is empty, or holds a previous simulation (its simulation.json):
@@ -148,7 +152,8 @@ def output_folder_problem(directory):
     return None
 
 
-def write_simulation(world, days, directory):
+def write_simulation(world: World, days: Iterable[tuple[int, DayLogs]], directory: str
+                     ) -> dict[str, int]:
     """Write the event tables of `days` (an iterable of (day, DayLogs)) under `directory`.
 
     Files appear whole: everything is written to a sibling temporary folder first, then moved in;

@@ -21,6 +21,7 @@ Times are int64 seconds; ages are in seconds unless a name says days.
 import dataclasses
 
 import numpy as np
+import numpy.typing as npt
 
 from tfrec.data.simulator.config import SimulatorConfig
 
@@ -45,22 +46,22 @@ TOKEN_SUFFIXES = ("", "tips", "tutorial", "live", "best", "review", "how", "news
                   "vlog", "challenge", "explained", "beginner", "pro", "highlights")
 
 
-def sigmoid(x):
+def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
-def _unit(x):
+def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def topic_names(num_topics):
+def topic_names(num_topics: int) -> list[str]:
     """Readable topic names: the word list, then numbered when there are more topics."""
     return [TOPIC_WORDS[k % len(TOPIC_WORDS)] + ("" if k < len(TOPIC_WORDS)
                                                   else str(k // len(TOPIC_WORDS)))
             for k in range(num_topics)]
 
 
-def topic_tokens(num_topics, tokens_per_topic):
+def topic_tokens(num_topics: int, tokens_per_topic: int) -> list[list[str]]:
     """[num_topics][tokens_per_topic] search tokens; each topic's tokens are its own."""
     names = topic_names(num_topics)
     suffixes = [TOKEN_SUFFIXES[i % len(TOKEN_SUFFIXES)] + ("" if i < len(TOKEN_SUFFIXES)
@@ -102,26 +103,27 @@ class World:
     user_gender: np.ndarray
     user_device: np.ndarray
     user_country: np.ndarray
-    country_names: tuple
+    country_names: tuple[str, ...]
     activity: np.ndarray
 
     @property
-    def start(self):
+    def start(self) -> int:
         return self.config.start_timestamp
 
     @property
-    def end(self):
+    def end(self) -> int:
         return self.config.start_timestamp + self.config.days * DAY
 
     # ---- ground truth -------------------------------------------------------------------------
-    def affinity(self, users, videos):
+    def affinity(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
         """True affinity [n] of users[i] for videos[i] (index arrays of one shape)."""
         c = self.config
         dot = np.einsum("nd,nd->n", self.user_taste[users], self.video_taste[videos])
         mismatch = self.user_language[users] != self.video_language[videos]
         return c.affinity_scale * dot - c.language_penalty * mismatch
 
-    def affinity_matrix(self, users, videos=None):
+    def affinity_matrix(self, users: np.ndarray, videos: npt.ArrayLike | None = None
+                        ) -> np.ndarray:
         """True affinity [len(users), V] (or [len(users), len(videos)]) for whole rows."""
         c = self.config
         videos = np.arange(len(self.upload)) if videos is None else np.asarray(videos)
@@ -129,14 +131,15 @@ class World:
         mismatch = self.user_language[users][:, None] != self.video_language[videos][None, :]
         return c.affinity_scale * dot - c.language_penalty * mismatch
 
-    def popularity_curve(self, age_seconds):
+    def popularity_curve(self, age_seconds: np.ndarray) -> np.ndarray:
         """Relative popularity at an age (0 before upload): rises, then decays, then a floor."""
         c = self.config
         a = np.maximum(age_seconds, 0) / DAY
         curve = (1 - np.exp(-a / c.rise_days)) * np.exp(-a / c.decay_days) + c.evergreen_floor
         return np.where(age_seconds >= 0, curve, 0.0)
 
-    def attraction(self, users, videos, times):
+    def attraction(self, users: np.ndarray, videos: np.ndarray, times: np.ndarray
+                   ) -> np.ndarray:
         """P(a user who examines the slot clicks) [n]."""
         c = self.config
         age_days = np.maximum(times - self.upload[videos], 0) / DAY
@@ -145,31 +148,35 @@ class World:
                  + c.click_freshness * np.exp(-age_days / c.decay_days))
         return sigmoid(logit)
 
-    def examination(self, positions):
+    def examination(self, positions: npt.ArrayLike) -> np.ndarray:
         """P(the slot at 1-based position p is looked at) [n]."""
         return np.asarray(positions, np.float64) ** -self.config.position_decay
 
-    def click_probability(self, users, videos, times, positions):
+    def click_probability(self, users: np.ndarray, videos: np.ndarray, times: np.ndarray,
+                          positions: npt.ArrayLike) -> np.ndarray:
         """True P(click) [n] of impressions (user, video, time, 1-based position)."""
         return self.examination(positions) * self.attraction(users, videos, times)
 
-    def watch_fraction(self, users, videos):
+    def watch_fraction(self, users: np.ndarray, videos: np.ndarray) -> np.ndarray:
         """Mean watched fraction of the duration, given a click [n] in (0, 1)."""
         c = self.config
         return sigmoid(c.watch_bias + c.watch_affinity * self.affinity(users, videos)
                        + c.watch_quality * self.quality[videos]
                        - c.watch_clickbait * self.clickbait[videos])
 
-    def expected_watch_time_given_click(self, users, videos):
+    def expected_watch_time_given_click(self, users: np.ndarray, videos: np.ndarray
+                                        ) -> np.ndarray:
         """E[watch time | click] [n], seconds."""
         return self.duration[videos] * self.watch_fraction(users, videos)
 
-    def expected_watch_time(self, users, videos, times, positions):
+    def expected_watch_time(self, users: np.ndarray, videos: np.ndarray, times: np.ndarray,
+                            positions: npt.ArrayLike) -> np.ndarray:
         """E[watch time] [n] of impressions, seconds (0 for an impression never clicked)."""
         return (self.click_probability(users, videos, times, positions)
                 * self.expected_watch_time_given_click(users, videos))
 
-    def true_top_k(self, users, times, k, exclude=None):
+    def true_top_k(self, users: np.ndarray, times: npt.ArrayLike, k: int,
+                   exclude: list[np.ndarray] | None = None) -> np.ndarray:
         """The k videos of highest true affinity available (uploaded <= time) per query.
 
         Args:
@@ -188,7 +195,7 @@ class World:
         return np.take_along_axis(top, order, axis=1)
 
 
-def build_world(config, seed):
+def build_world(config: SimulatorConfig, seed: int) -> World:
     """The world's entities for `config` and `seed` (deterministic)."""
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0]))
     c = config

@@ -1,4 +1,9 @@
 """P estimated from the stream of training batches (Yi et al. 2019), with no counts in advance."""
+from typing import Any, Self
+
+import numpy as np
+
+from tfrec.config.schema import SoftmaxConfig
 from tfrec.losses.label_probability import LabelProbability, tf
 from tfrec.losses.registry import register_label_probability
 
@@ -23,12 +28,13 @@ class StreamingFrequencyEstimator(LabelProbability):
       alpha: the slowest moving-average rate, in (0, 1].
     """
 
-    def __init__(self, num_rows, alpha=0.01, **kwargs):
+    def __init__(self, num_rows: int, alpha: float = 0.01, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_rows = int(num_rows)
         self.alpha = float(alpha)
 
-        def state(name, shape, dtype, initializer):
+        def state(name: str, shape: tuple[int, ...], dtype: tf.DType, initializer: str
+                  ) -> tf.Variable:
             return self.add_weight(name=name, shape=shape, dtype=dtype, initializer=initializer,
                                    trainable=False)
         self.step = state("step", (), tf.int64, "zeros")
@@ -38,10 +44,11 @@ class StreamingFrequencyEstimator(LabelProbability):
         self.count = state("count", (self.num_rows,), tf.float32, "ones")
 
     @classmethod
-    def from_softmax_config(cls, config, label_probabilities):
+    def from_softmax_config(cls, config: SoftmaxConfig, label_probabilities: np.ndarray
+                            ) -> Self:
         return cls(len(label_probabilities), config.streaming_alpha)
 
-    def update(self, label_rows):
+    def update(self, label_rows: tf.Tensor) -> None:
         """Record one batch's label rows [B]; call once per training step."""
         self.step.assign_add(1)
         rows, _, counts = tf.unique_with_counts(tf.reshape(tf.cast(label_rows, tf.int64), [-1]))
@@ -55,7 +62,8 @@ class StreamingFrequencyEstimator(LabelProbability):
         self.sightings.scatter_nd_update(idx, sightings)
         self.last_seen.scatter_nd_update(idx, tf.fill(tf.shape(rows), self.step))
 
-    def expected_count_in_batch(self, rows, batch_size=None):
+    def expected_count_in_batch(self, rows: tf.Tensor, batch_size: int | tf.Tensor | None = None
+                                ) -> tf.Tensor:
         """[...] estimated expected count of each row in one training batch (count per sighting
         / gap; for a row seen at most once per batch, the probability that a batch holds it); a
         row never seen gets 1 / (steps so far + 1), the rarest rate observable. The estimate is
@@ -65,5 +73,5 @@ class StreamingFrequencyEstimator(LabelProbability):
         unseen = 1.0 / (tf.cast(self.step, tf.float32) + 1.0)
         return tf.where(seen, estimate, unseen)
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_rows": self.num_rows, "alpha": self.alpha}

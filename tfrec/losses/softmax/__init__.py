@@ -22,7 +22,8 @@ class is registered under that name (`tfrec.losses.registry`). To add one: write
 
     @register_loss("<name>")
     class MyLoss(CandidateSoftmaxLoss):
-        def per_example_loss(self, queries, label_rows, table, bias=None): ...
+        def per_example_loss(self, queries: tf.Tensor, label_rows: tf.Tensor,
+                             table: tf.Tensor, bias: tf.Tensor | None = None) -> tf.Tensor: ...
 
 and its test; the config accepts the name and `CandidateSoftmaxTask` runs it.
 """
@@ -52,7 +53,7 @@ class SamplingPieces:
     logq_correction: bool = True
 
 
-def softmax_cross_entropy(logits, positive_column):
+def softmax_cross_entropy(logits: tf.Tensor, positive_column: tf.Tensor) -> tf.Tensor:
     """[B] -log softmax(logits [B, C])[positive_column [B] int]."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=positive_column, logits=logits)
 
@@ -65,13 +66,13 @@ class CandidateSoftmaxLoss(abc.ABC):
     Class attribute `name`: the config name, set by `register_loss`.
     """
 
-    name = None
+    name: str | None = None
 
-    def __init__(self, pieces):
+    def __init__(self, pieces: SamplingPieces) -> None:
         self.pieces = pieces
         self.logq = LogQCorrection()
 
-    def logq_corrected(self, logits, expected_counts):
+    def logq_corrected(self, logits: tf.Tensor, expected_counts: tf.Tensor) -> tf.Tensor:
         """logits - log(expected_counts) (`LogQCorrection`), or logits when the correction is
         off."""
         if not self.pieces.logq_correction:
@@ -79,7 +80,8 @@ class CandidateSoftmaxLoss(abc.ABC):
         return self.logq(logits, expected_counts)
 
     @abc.abstractmethod
-    def per_example_loss(self, queries, label_rows, table, bias=None):
+    def per_example_loss(self, queries: tf.Tensor, label_rows: tf.Tensor, table: tf.Tensor,
+                         bias: tf.Tensor | None = None) -> tf.Tensor:
         """Args:
           queries: [B, d] user vectors u.
           label_rows: [B] int64 row of each label in `table`.

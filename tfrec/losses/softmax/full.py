@@ -7,7 +7,8 @@ from tfrec.losses.softmax import CandidateSoftmaxLoss, softmax_cross_entropy, tf
 class FullSoftmax(CandidateSoftmaxLoss):
     """Exact cross-entropy of softmax(u . v_j + b_j) over all V rows; O(B V d) per batch."""
 
-    def per_example_loss(self, queries, label_rows, table, bias=None):
+    def per_example_loss(self, queries: tf.Tensor, label_rows: tf.Tensor, table: tf.Tensor,
+                         bias: tf.Tensor | None = None) -> tf.Tensor:
         logits = tf.matmul(queries, table, transpose_b=True)
         if bias is not None:
             logits += bias[None, :]

@@ -1,6 +1,10 @@
 """Mixed negative sampling (Yang et al. 2020): the batch's labels + N negatives drawn from Q."""
+from typing import Any
+
+from tfrec.losses.label_probability import LabelProbability
 from tfrec.losses.registry import register_loss
-from tfrec.losses.softmax import tf
+from tfrec.losses.samplers import CandidateSampler
+from tfrec.losses.softmax import SamplingPieces, tf
 from tfrec.losses.softmax.in_batch import InBatchSoftmax
 
 
@@ -19,13 +23,14 @@ class MixedPool(tf.keras.layers.Layer):
       (pool rows [B + N] int64, expected count of each in the pool [B + N] float32).
     """
 
-    def __init__(self, sampler, label_probability, num_negatives, **kwargs):
+    def __init__(self, sampler: CandidateSampler, label_probability: LabelProbability,
+                 num_negatives: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.sampler = sampler
         self.label_probability = label_probability
         self.num_negatives = int(num_negatives)
 
-    def call(self, label_rows):
+    def call(self, label_rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         negatives = self.sampler.sample(self.num_negatives)
         pool = tf.concat([label_rows, negatives], axis=0)
         batch = tf.shape(label_rows)[0]
@@ -33,13 +38,13 @@ class MixedPool(tf.keras.layers.Layer):
             self.sampler.expected_count_in_sample(pool, self.num_negatives)
         return pool, expected
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "num_negatives": self.num_negatives,
                 "sampler": tf.keras.layers.serialize(self.sampler),
                 "label_probability": tf.keras.layers.serialize(self.label_probability)}
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "MixedPool":
         config = dict(config)
         for key in ("sampler", "label_probability"):
             config[key] = tf.keras.layers.deserialize(config[key])
@@ -50,9 +55,9 @@ class MixedPool(tf.keras.layers.Layer):
 class MixedSoftmax(InBatchSoftmax):
     """The in-batch loss over the `MixedPool`: more negatives than B, and rare ones too."""
 
-    def __init__(self, pieces):
+    def __init__(self, pieces: SamplingPieces) -> None:
         super().__init__(pieces)
         self.pool = MixedPool(pieces.sampler, pieces.label_probability, pieces.num_negatives)
 
-    def candidate_pool(self, label_rows):
+    def candidate_pool(self, label_rows: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         return self.pool(label_rows)

@@ -1,7 +1,7 @@
 """The sampled softmax: the positive + N negatives from Q shared by the batch, logQ-corrected."""
 from tfrec.losses.corrections import RemoveAccidentalHits
 from tfrec.losses.registry import register_loss
-from tfrec.losses.softmax import CandidateSoftmaxLoss, softmax_cross_entropy, tf
+from tfrec.losses.softmax import CandidateSoftmaxLoss, SamplingPieces, softmax_cross_entropy, tf
 
 
 @register_loss("sampled")
@@ -10,11 +10,12 @@ class SampledSoftmax(CandidateSoftmaxLoss):
     log(N * Q(j)), the positive's too (as `tf.nn.sampled_softmax_loss`), and a negative equal to
     the row's label removed. The positive is column 0."""
 
-    def __init__(self, pieces):
+    def __init__(self, pieces: SamplingPieces) -> None:
         super().__init__(pieces)
         self.remove_hits = RemoveAccidentalHits()
 
-    def per_example_loss(self, queries, label_rows, table, bias=None):
+    def per_example_loss(self, queries: tf.Tensor, label_rows: tf.Tensor, table: tf.Tensor,
+                         bias: tf.Tensor | None = None) -> tf.Tensor:
         sampler, num = self.pieces.sampler, self.pieces.num_negatives
         negatives = sampler.sample(num)  # [N]
         true_logit = tf.reduce_sum(queries * tf.gather(table, label_rows), axis=1)  # [B]
