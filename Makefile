@@ -20,10 +20,11 @@ $(STAMP): setup.py
 run: setup
 	$(VENV)/bin/tfrec run $(CONFIG)
 
-test: setup
+test: setup lint
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# The type checker (mypy.ini) and the linter (ruff.toml), both configured in the repository.
+# The type checker (mypy.ini) and the linter (ruff.toml), both configured in the repository;
+# `make test` (and so .ci/run) runs them before the tests.
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy

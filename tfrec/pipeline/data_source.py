@@ -32,13 +32,18 @@ def load_events(data_config: DataConfig,
                                  f"data.path (fetchable: {fetch.DATASETS})")
             path = fetch.fetch_movielens_100k(data_config.cache_dir, log=log)
         return movielens.read_recbole(path)
-    if fmt == "grouplens":
-        return movielens.read_grouplens(path)
-    if fmt == "events":
-        return schema.read_events(path)
-    if fmt == "tfds":
+    if fmt in ("grouplens", "events", "tfds"):
+        # The config's rules require these; a config built in Python may skip them.
+        where = data_config.tfds_data_dir if fmt == "tfds" else path
+        if where is None:
+            key = "tfds_data_dir" if fmt == "tfds" else "path"
+            raise ValueError(f"data.format {fmt!r} needs data.{key}")
+        if fmt == "grouplens":
+            return movielens.read_grouplens(where)
+        if fmt == "events":
+            return schema.read_events(where)
         from tfrec.data import tfds_source
-        return tfds_source.read_tfds_movielens(data_config.tfds_data_dir)
+        return tfds_source.read_tfds_movielens(where)
     if fmt == "simulator":
         from tfrec.data.simulator import preset, simulate
         return simulate(preset(data_config.simulator.preset), data_config.simulator.seed)[1]
