@@ -26,10 +26,13 @@ class Registry:
       package: dotted package of the entries' modules (found, not imported, by `names`).
     """
 
+    registration_hint = ""  # how a module registers its entry, for the "registers no" error
+
     def __init__(self, kind: str, package: str) -> None:
         self.kind = kind
         self.package = package
-        self._classes: dict[str, type] = {}
+        self._entries: dict[str, Any] = {}
+        self._qualnames: dict[str, str] = {}
 
     def names(self) -> tuple[str, ...]:
         """Sorted tuple of the registered names (the package's public module names)."""
@@ -48,32 +51,38 @@ class Registry:
             raise ValueError(f"{self.package} is not a package of {self.kind} modules")
         return list(spec.submodule_search_locations)
 
+    def add_entry(self, name: str, entry: Any, module: str, qualname: str) -> None:
+        """Register `entry` as `name`; it must be defined in `<package>.<name>` (`module`, so
+        that `names()`, which reads module names only, lists it). `qualname` tells a module
+        imported again (same entry, fine) from two different entries under one name (an error)."""
+        expected = f"{self.package}.{name}"
+        if module != expected:
+            raise ValueError(f"{self.kind} {name!r} must be defined in module {expected}, "
+                             f"not {module}")
+        known = self._qualnames.get(name)
+        if known is not None and known != qualname:
+            raise ValueError(f"{self.kind} {name!r} is registered twice: {known} and {qualname}")
+        self._entries[name] = entry
+        self._qualnames[name] = qualname
+
     def register(self, name: str) -> Callable[[type], type]:
-        """Class decorator: `cls` is the entry `name`, and must be defined in `<package>.<name>`
-        (so that `names()`, which reads module names only, lists it). Sets `cls.name = name`."""
+        """Class decorator: `cls` is the entry `name` (see `add_entry`). Sets `cls.name = name`."""
         def decorate(cls: Any) -> Any:
-            module = f"{self.package}.{name}"
-            if cls.__module__ != module:
-                raise ValueError(f"{self.kind} {name!r} must be defined in module {module}, "
-                                 f"not {cls.__module__}")
-            known = self._classes.get(name)
-            if known is not None and known.__qualname__ != cls.__qualname__:
-                raise ValueError(f"{self.kind} {name!r} is registered twice: "
-                                 f"{known.__qualname__} and {cls.__qualname__}")
+            self.add_entry(name, cls, cls.__module__, cls.__qualname__)
             cls.name = name
-            self._classes[name] = cls
             return cls
         return decorate
 
     def get(self, name: str) -> Any:
-        """The class registered as `name` (imports its module). Raises ValueError naming the
+        """The entry registered as `name` (imports its module). Raises ValueError naming the
         choices for an unknown name."""
         if name not in self.names():
             raise ValueError(f"unknown {self.kind} {name!r}; choose from {self.names()}")
         importlib.import_module(f"{self.package}.{name}")
-        if name not in self._classes:
-            raise ValueError(f"module {self.package}.{name} registers no {self.kind} {name!r}")
-        return self._classes[name]
+        if name not in self._entries:
+            raise ValueError(f"module {self.package}.{name} registers no {self.kind} {name!r}"
+                             f"{self.registration_hint}")
+        return self._entries[name]
 
     def summary(self, name: str) -> str:
         """The first sentence of entry `name`'s module docstring, read without importing it."""

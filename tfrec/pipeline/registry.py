@@ -14,7 +14,6 @@ a stage runs after everything in its `depends_on` and `optional_depends_on`; amo
 whose dependencies have run, the lowest `Stage.rank` (then the name) runs first, so the order
 is the same on every machine. See docs/EXTENDING_STAGE.md.
 """
-import importlib
 
 from tfrec.registry import Registry
 from tfrec.stages import Stage
@@ -23,34 +22,23 @@ from tfrec.stages import Stage
 class StageRegistry(Registry):
     """Stage name -> `Stage`, the names being the modules of `package` (module docstring)."""
 
+    registration_hint = " (it should end with STAGE = register_stage(Stage(...)))"
+
     def __init__(self, package: str) -> None:
         super().__init__("stage", package)
-        self._stages: dict[str, Stage] = {}
 
     def add(self, stage: Stage) -> Stage:
         """Register `stage` (returned unchanged), whose `run` must be defined in
         `<package>.<stage.name>` (so that `names()`, which reads module names only, lists it)."""
-        module = f"{self.package}.{stage.name}"
-        if stage.run.__module__ != module:
-            raise ValueError(f"stage {stage.name!r} must be defined in module {module} (its run "
-                             f"function is in {stage.run.__module__})")
-        known = self._stages.get(stage.name)
-        if known is not None and known.run.__qualname__ != stage.run.__qualname__:
-            raise ValueError(f"stage {stage.name!r} is registered twice: run functions "
-                             f"{known.run.__qualname__} and {stage.run.__qualname__}")
-        self._stages[stage.name] = stage
+        self.add_entry(stage.name, stage, stage.run.__module__,
+                       f"run function {stage.run.__qualname__}")
         return stage
 
     def get(self, name: str) -> Stage:
-        """The stage registered as `name` (imports its module). Raises ValueError naming the
-        choices for an unknown name."""
-        if name not in self.names():
-            raise ValueError(f"unknown stage {name!r}; choose from {self.names()}")
-        importlib.import_module(f"{self.package}.{name}")
-        if name not in self._stages:
-            raise ValueError(f"module {self.package}.{name} registers no stage {name!r} (it "
-                             "should end with STAGE = register_stage(Stage(...)))")
-        return self._stages[name]
+        """The stage registered as `name` (imports its module)."""
+        stage = super().get(name)
+        assert isinstance(stage, Stage)
+        return stage
 
     def stages(self) -> list[Stage]:
         """Every registered stage, in run order (`run_order`)."""
