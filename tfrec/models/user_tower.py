@@ -11,7 +11,7 @@ feature's output shift (example_age under `output_shift`).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from tfrec.config import UserTowerConfig
@@ -52,9 +52,15 @@ def build_user_tower(config: UserTowerConfig, video_lookup: Any, video_embedding
     context = TowerContext(video_lookup, video_embedding, demographic_vocabularies,
                            max_example_age_seconds, reg)
     # Layers are created feature by feature in the features' order: initial weights depend on it.
-    inputs, parts, shifts = {}, [], []
+    inputs: dict[str, Tensor] = {}
+    parts: list[Tensor] = []
+    shifts: list[Callable[[Tensor], Tensor]] = []
     for feature in tower_features(config.features):
         own = {spec.name: keras_input(spec, config) for spec in feature.inputs(config)}
+        taken = sorted(set(own) & set(inputs))
+        if taken:
+            raise ValueError(f"tower feature {feature.name!r} declares the input(s) {taken}, "
+                             "which an earlier feature of the tower has")
         inputs.update(own)
         encoding = feature.encode(own, config, context)
         parts.extend(encoding.parts)

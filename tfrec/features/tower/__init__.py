@@ -233,8 +233,19 @@ def registered_tower_features() -> list[TowerFeature]:
 
 
 def declared_inputs() -> dict[str, TowerInput]:
-    """{name: TowerInput} of the registered features' config-independent inputs (INPUTS)."""
-    return {i.name: i for feature in registered_tower_features() for i in feature.INPUTS}
+    """{name: TowerInput} of the registered features' config-independent inputs (INPUTS).
+    Raises ValueError when two features declare one name."""
+    declared: dict[str, TowerInput] = {}
+    owner: dict[str, str] = {}
+    for feature in registered_tower_features():
+        for tower_input in feature.INPUTS:
+            if tower_input.name in declared:
+                raise ValueError(f"tower features {owner[tower_input.name]!r} and "
+                                 f"{feature.name!r} both declare the input "
+                                 f"{tower_input.name!r}")
+            declared[tower_input.name] = tower_input
+            owner[tower_input.name] = feature.name
+    return declared
 
 
 def watched_inputs(names: Iterable[str]) -> list[str]:
