@@ -46,6 +46,9 @@ def serving_signature(model: Any) -> dict[str, Any]:
             for name, tensor in model.input.items()}
 
 
+# Plain Python over the tower's declared inputs and the feature registry: run as is when a
+# signature traces (AutoGraph need not convert it, nor re-read its source).
+@tf.autograph.experimental.do_not_convert
 def request_signature(user_tower: Any) -> dict[str, Any]:
     """{name: tf.TensorSpec}: the declared request (the manifest's "inputs"): the user tower's
     inputs, its watched-id inputs of any width [None, None] (at most MAX_REQUEST_HISTORY)."""
@@ -60,6 +63,7 @@ def tower_width(user_tower: Any, name: str) -> int:
     return int(user_tower.input[name].shape[1])
 
 
+@tf.autograph.experimental.do_not_convert
 def user_input_ranges(user_tower: Any) -> dict[str, tuple[float, float]]:
     """{input: (low, high)} the serving request's floats are clamped to: each tower feature's
     `input_ranges` (example_age: (0, the largest training example age) when the tower takes
