@@ -9,12 +9,13 @@ PYTEST_ARGS ?=
 
 setup: $(STAMP)
 
+# The beam extra too, so the Beam driver's test never skips.
 # Reinstall only when the package definition changes, so a second `make setup` is a no-op.
 $(STAMP): setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "tfrec needs Python 3.11, found " + sys.version' 
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+	$(VENV)/bin/python -m pip install --quiet -e '.[dev,beam]'
 	touch $(STAMP)
 
 run: setup

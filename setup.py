@@ -16,7 +16,9 @@ INSTALL_REQUIRES = [
     "tensorflow-datasets==4.9.10",
     "numpy==2.4.6",
     "pandas==3.1.1",
-    "pyarrow==26.0.1",
+    # apache-beam 2.77 (the `beam` extra) requires pyarrow < 26: 25.0.1 is the newest release
+    # both it and pandas 3.1 accept, so the one pin holds with and without the extra.
+    "pyarrow==25.0.1",
     "pyyaml==6.0.4",
     "matplotlib==3.11.2",
     # TFDS 4.9.10 needs it to prepare datasets (download_and_prepare), but does not declare it.
@@ -42,6 +44,9 @@ setup(
         "dev": ["pytest==9.2.0", "mypy==2.4.1", "ruff==0.17.6", "types-PyYAML==6.0.12.20261122"],
         # tf.keras.utils.plot_model of the towers; also needs Graphviz (`apt-get install graphviz`).
         "plot": ["pydot==3.0.4"],
+        # Example building on Apache Beam (examples.driver: beam; tfrec/features/beam_driver.py):
+        # DirectRunner here, Dataflow / Flink / Spark on a cluster (README, "Scaling out").
+        "beam": ["apache-beam==2.77.0"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
 )

@@ -20,12 +20,15 @@ dominating the loss, as the paper does. Held-out next-watch queries (validation,
 the same code with example_age = 0, and carry the user's full watch list before the target as
 `exclusions` (what evaluation must not recommend).
 
-`user_candidate_examples` and `user_next_watch_queries` are pure functions of one user's events; the
-local driver `build_candidate_examples` (and later a Beam driver) only slices users and calls them.
+`user_candidate_examples` and `user_next_watch_queries` are pure functions of one user's events, and
+`user_examples` calls them for every split of one user's watches: the local driver
+(`tfrec.features.local_driver`) and the Beam driver (`tfrec.features.beam_driver`) only slice users
+and call it.
 """
 from __future__ import annotations
 
 import dataclasses
+import typing
 import zlib
 from collections.abc import Mapping, Sequence
 
@@ -33,6 +36,7 @@ import numpy as np
 
 from tfrec.config import ExampleConfig
 from tfrec.features.ragged import Ragged, ranges
+from tfrec.features.split import TEST, TRAIN, VALIDATION, TimeWindows
 from tfrec.features.tower import Column, Cuts, TowerFeature, UserEvents, registered_tower_features
 
 
@@ -132,3 +136,56 @@ def user_next_watch_queries(video_ids: np.ndarray, timestamps: np.ndarray,
         "exclusions": Ragged(video_ids[ranges(np.zeros_like(target_positions), target_positions)],
                              target_positions),
     }
+
+
+# The held-out splits of a user's watches by role, and the P3 windows' query sets.
+HELD_OUT_ROLES = {"validation": VALIDATION, "test": TEST}
+WINDOW_SPLITS = ("validation_window", "test_window")
+
+
+def _window_positions(timestamps: np.ndarray, windows: TimeWindows) -> dict[str, np.ndarray]:
+    """{window split: [m] positions of the watches inside it that have an earlier watch}."""
+    inside = {"validation_window": (timestamps >= windows.validation_start)
+              & (timestamps < windows.test_start),
+              "test_window": timestamps >= windows.test_start}
+    out = {}
+    for name, mask in inside.items():
+        positions = np.flatnonzero(mask)
+        out[name] = positions[positions > 0]  # a page needs an earlier watch
+    return out
+
+
+def user_examples(user_id: typing.Any, video_ids: np.ndarray, timestamps: np.ndarray,
+                  roles: np.ndarray, end_of_training: int, config: ExampleConfig,
+                  searches: UserSearches | None = None,
+                  watch_columns: Mapping[str, np.ndarray] | None = None,
+                  features: Sequence[TowerFeature] | None = None,
+                  windows: TimeWindows | None = None) -> dict[str, dict[str, Column]]:
+    """Every example of one user, by split (pure): what both drivers call per user.
+
+    Args:
+      user_id: the user's id; video_ids [n], timestamps [n] int64 s, searches, watch_columns,
+        features: as in `user_candidate_examples`, the watches in watch order.
+      roles: [n] int8 role of each watch (`tfrec.features.split`: TRAIN first, then held out).
+      end_of_training: int64 seconds, the end of the training window (whole data set).
+      windows: the P3 TimeWindows (adds the windows' query splits), or None.
+    Returns:
+      {"train": columns (always, maybe 0 rows), "validation", "test" and, under P3,
+      "validation_window", "test_window" when the user has such queries}: each the columns of
+      `user_candidate_examples` / `user_next_watch_queries` plus user_id [m] (object).
+    """
+    features = registered_tower_features() if features is None else features
+    num_train = int((roles == TRAIN).sum())
+    out = {"train": user_candidate_examples(user_id, video_ids, timestamps, num_train,
+                                            end_of_training, config, searches, watch_columns,
+                                            features)}
+    targets = {name: np.flatnonzero(roles == role) for name, role in HELD_OUT_ROLES.items()}
+    if windows is not None:
+        targets.update(_window_positions(timestamps, windows))
+    for name, positions in targets.items():
+        if len(positions):
+            out[name] = user_next_watch_queries(video_ids, timestamps, positions, config,
+                                                searches, watch_columns, features)
+    for columns in out.values():
+        columns["user_id"] = np.full(len(columns["label"]), user_id, dtype=object)
+    return out

@@ -1,9 +1,10 @@
 """The local (single-process, vectorised) driver of example building.
 
 It orders and splits watches, encodes ids as integer codes for speed, slices each user's events and
-calls the pure per-user functions of `tfrec.features.candidate_examples`, then decodes the codes
-back to string ids (each tower feature's `CODES` say which vocabulary) and joins the features'
-per-user columns (demographics). A Beam driver would do the same slicing per user.
+calls the pure per-user function `tfrec.features.candidate_examples.user_examples`, then decodes
+the codes back to string ids (each tower feature's `CODES` say which vocabulary) and joins the
+features' per-user columns (demographics). The Beam driver (`tfrec.features.beam_driver`) calls
+the same function per user, and `encode_searches` and `decode_user_columns` of this module.
 """
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import pandas as pd
 
 from tfrec.config import EvaluationConfig, ExampleConfig
 from tfrec.data.errors import DataError
-from tfrec.features.candidate_examples import (UserSearches, user_candidate_examples,
-                                               user_next_watch_queries)
+from tfrec.features.candidate_examples import (HELD_OUT_ROLES, WINDOW_SPLITS, UserSearches,
+                                               user_examples)
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged
 from tfrec.features.tower import Column, TowerFeature, registered_tower_features
-from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, next_watch_roles,
-                                  time_split_roles, time_windows, user_bounds)
+from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, time_windows, user_bounds,
+                                  watch_roles)
 
 if typing.TYPE_CHECKING:
     from tfrec.data.schema import EventTables
@@ -64,7 +65,7 @@ def tokenize_query(query: object) -> list[str]:
     return str(query).lower().split()
 
 
-def _encode_searches(searches: pd.DataFrame) -> tuple[dict[str, UserSearches], np.ndarray]:
+def encode_searches(searches: pd.DataFrame) -> tuple[dict[str, UserSearches], np.ndarray]:
     """Per-user UserSearches with token codes, and the token vocabulary."""
     if len(searches) == 0:
         return {}, np.zeros(0, dtype=object)
@@ -85,6 +86,8 @@ def _encode_searches(searches: pd.DataFrame) -> tuple[dict[str, UserSearches], n
     return out, np.asarray(vocab, dtype=object)
 
 
+# Every split a driver builds: training examples, held-out queries, the P3 windows' queries.
+SPLITS = ("train", *HELD_OUT_ROLES, *WINDOW_SPLITS)
 # The example columns of every example set that hold video codes, whatever the features.
 VIDEO_CODE_COLUMNS = ("label", "exclusions")
 
@@ -96,7 +99,7 @@ def _decoded(column: Column, vocabulary: np.ndarray) -> Column:
     return vocabulary[column]
 
 
-def _decode(columns: Mapping[str, Column], vocabularies: Mapping[str, np.ndarray],
+def decode_user_columns(columns: Mapping[str, Column], vocabularies: Mapping[str, np.ndarray],
             users: pd.DataFrame, features: Sequence[TowerFeature]) -> ExampleSet:
     """Codes -> string ids (by the vocabulary each column's feature names); then each feature's
     columns joined by user (demographics)."""
@@ -110,6 +113,18 @@ def _decode(columns: Mapping[str, Column], vocabularies: Mapping[str, np.ndarray
     for feature in features:
         out.update(feature.user_columns(users, user_ids))
     return ExampleSet(out)
+
+
+def check_held_out(roles: np.ndarray, windows: TimeWindows | None, source: str) -> None:
+    """DataError (naming `source`, the watches file) when the roles [n] leave no test target, or
+    under P3 (`windows` set) no training watch, validation target or test target."""
+    if windows is not None:
+        if not ((roles == TEST).any() and (roles == VALIDATION).any() and (roles == TRAIN).any()):
+            raise DataError(source, f"the P3 time split {windows.to_dict()} leaves no training "
+                            "watch, validation target or test target")
+    elif not (roles == TEST).any():
+        raise DataError(source, "no user has the 3 watches needed for a validation and a test "
+                        "target")
 
 
 def build_candidate_examples(events: EventTables, config: ExampleConfig | None = None,
@@ -134,66 +149,34 @@ def build_candidate_examples(events: EventTables, config: ExampleConfig | None =
     if protocol is not None and protocol.protocol == "p3":
         windows = time_windows(watches["timestamp"].to_numpy(), protocol.p3_window_days,
                                protocol.p3_window_share)
-        roles = time_split_roles(watches["user_id"].to_numpy(), watches["timestamp"].to_numpy(),
-                                 windows)
-        if not ((roles == TEST).any() and (roles == VALIDATION).any()
-                and (roles == TRAIN).any()):
-            raise DataError(events.sources.get("watches", "watches"),
-                            f"the P3 time split {windows.to_dict()} leaves no training watch, "
-                            "validation target or test target")
-    else:
-        roles = next_watch_roles(watches["user_id"].to_numpy())
-        if not (roles == TEST).any():
-            raise DataError(events.sources.get("watches", "watches"),
-                            "no user has the 3 watches needed for a validation and a test target")
+    roles = watch_roles(watches["user_id"].to_numpy(), watches["timestamp"].to_numpy(), windows)
+    check_held_out(roles, windows, events.sources.get("watches", "watches"))
     train_mask = roles == TRAIN
     end_of_training = int(watches["timestamp"].to_numpy()[train_mask].max())
     video_vocab = events.videos["video_id"].to_numpy(dtype=object)
     codes = pd.Index(video_vocab).get_indexer(watches["video_id"])
     times = watches["timestamp"].to_numpy(np.int64)
     user_ids = watches["user_id"].to_numpy()
-    searches, token_vocab = _encode_searches(events.searches)
+    searches, token_vocab = encode_searches(events.searches)
     features = registered_tower_features()
     # The watches' other columns (watch_time, ...), sliced per user like the ids and times.
     other_columns = {c: watches[c].to_numpy() for c in watches.columns
                      if c not in ("user_id", "video_id", "timestamp")}
 
-    train_parts: list[dict[str, Column]] = []
-    eval_parts: dict[int, list[dict[str, Column]]] = {VALIDATION: [], TEST: []}
-    window_parts: dict[str, list[dict[str, Column]]] = {"validation_window": [],
-                                                        "test_window": []}
-    if windows is not None:
-        in_window = {"validation_window": (times >= windows.validation_start)
-                     & (times < windows.test_start),
-                     "test_window": times >= windows.test_start}
+    parts: dict[str, list[dict[str, Column]]] = {name: [] for name in SPLITS}
     starts, ends = user_bounds(user_ids)
     for i, (start, end) in enumerate(zip(starts, ends)):
         user = user_ids[start]
-        v, t, r = codes[start:end], times[start:end], roles[start:end]
-        w = {c: values[start:end] for c, values in other_columns.items()}
-        user_searches = searches.get(user)
-        num_train = int((r == TRAIN).sum())
-        ex = user_candidate_examples(user, v, t, num_train, end_of_training, config, user_searches,
-                                     w, features)
-        ex["user_id"] = np.full(len(ex["label"]), user, dtype=object)
-        train_parts.append(ex)
-        for role in (VALIDATION, TEST):
-            pos = np.flatnonzero(r == role)
-            if len(pos):
-                q = user_next_watch_queries(v, t, pos, config, user_searches, w, features)
-                q["user_id"] = np.full(len(pos), user, dtype=object)
-                eval_parts[role].append(q)
-        if windows is not None:
-            for name, mask in in_window.items():
-                pos = np.flatnonzero(mask[start:end])
-                pos = pos[pos > 0]  # a page needs an earlier watch
-                if len(pos):
-                    q = user_next_watch_queries(v, t, pos, config, user_searches, w, features)
-                    q["user_id"] = np.full(len(pos), user, dtype=object)
-                    window_parts[name].append(q)
+        user_parts = user_examples(user, codes[start:end], times[start:end], roles[start:end],
+                                   end_of_training, config, searches.get(user),
+                                   {c: values[start:end] for c, values in other_columns.items()},
+                                   features, windows)
+        for name, columns in user_parts.items():
+            parts[name].append(columns)
         if progress and (i % 1000 == 0 or i == len(starts) - 1):
             progress(i + 1, len(starts))
 
+    train_parts = parts["train"]
     if sum(len(p["label"]) for p in train_parts) == 0:
         raise DataError(events.sources.get("watches", "watches"),
                         f"no training examples: no user has more than examples.min_history="
@@ -201,15 +184,16 @@ def build_candidate_examples(events: EventTables, config: ExampleConfig | None =
     users = events.users.set_index("user_id")
     vocabularies = {"video_id": video_vocab, "search_token": token_vocab}
 
-    def decode(parts: list[dict[str, Column]]) -> ExampleSet:
-        return _decode(ExampleSet.concat(parts).columns, vocabularies, users, features)
+    def decode(split_parts: list[dict[str, Column]]) -> ExampleSet:
+        return decode_user_columns(ExampleSet.concat(split_parts).columns, vocabularies, users,
+                                   features)
     return CandidateExamples(
         train=decode(train_parts),
-        validation=decode(eval_parts[VALIDATION]),
-        test=decode(eval_parts[TEST]),
+        validation=decode(parts["validation"]),
+        test=decode(parts["test"]),
         train_watches=watches.loc[train_mask].reset_index(drop=True),
         end_of_training=end_of_training,
         windows=windows,
         window_queries=None if windows is None else {
-            name: decode(parts) for name, parts in window_parts.items()},
+            name: decode(parts[name]) for name in WINDOW_SPLITS},
     )

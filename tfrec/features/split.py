@@ -71,12 +71,33 @@ def time_windows(timestamps: npt.ArrayLike, window_days: float | None = None,
     Returns:
       TimeWindows.
     """
-    timestamps = np.asarray(timestamps, np.int64)
+    seconds, counts = np.unique(np.asarray(timestamps, np.int64), return_counts=True)
+    return time_windows_of_counts(seconds, counts, window_days, window_share)
+
+
+def _quantile_of_counts(values: np.ndarray, counts: np.ndarray, q: float) -> float:
+    """np.quantile (linear) of the data set holding counts[i] copies of values[i] (ascending,
+    distinct), bit for bit: the same virtual index and the same interpolation of its two
+    neighbours."""
+    n = int(counts.sum())
+    index = (n - 1) * np.float64(q)
+    below = int(np.floor(index))
+    ends = np.cumsum(counts)  # value i holds sorted positions [ends[i] - counts[i], ends[i])
+    lo, hi = np.searchsorted(ends, [below, min(below + 1, n - 1)], side="right")
+    return float(np.quantile(np.array([values[lo], values[hi]], np.float64), index - below))
+
+
+def time_windows_of_counts(seconds: np.ndarray, counts: np.ndarray,
+                           window_days: float | None = None,
+                           window_share: float = 0.05) -> TimeWindows:
+    """`time_windows` from the distinct watch seconds [s] (ascending int64) and the number of
+    watches at each [s]: what a distributed driver can gather (`tfrec.features.beam_driver`)."""
     if window_days is not None:
-        end = int(timestamps.max()) + 1
+        end = int(seconds.max()) + 1
         width = int(round(window_days * DAY))
         return TimeWindows(end - 2 * width, end - width)
-    lo, hi = np.quantile(timestamps, [1 - 2 * window_share, 1 - window_share])
+    lo, hi = (_quantile_of_counts(seconds, counts, q)
+              for q in (1 - 2 * window_share, 1 - window_share))
     # A window starts at a whole second strictly after the quantile, so ties at the quantile
     # stay on the earlier side (a cut never splits one second).
     return TimeWindows(int(np.floor(lo)) + 1, int(np.floor(hi)) + 1)
@@ -110,3 +131,13 @@ def time_split_roles(user_ids: npt.ArrayLike, timestamps: npt.ArrayLike, windows
             ok &= timestamps[first] < hi
         roles[first[ok]] = role
     return roles
+
+
+def watch_roles(user_ids: npt.ArrayLike, timestamps: npt.ArrayLike,
+                windows: TimeWindows | None) -> np.ndarray:
+    """[n] int8 role of each watch (rows in `order_watches` order): P3 (`time_split_roles`) when
+    `windows` is set, else P1 (`next_watch_roles`). Per user: one user's rows alone get the roles
+    they get inside the whole table."""
+    if windows is not None:
+        return time_split_roles(user_ids, timestamps, windows)
+    return next_watch_roles(user_ids)
