@@ -46,7 +46,8 @@ setup(
         "plot": ["pydot==3.0.4"],
         # Example building on Apache Beam (examples.driver: beam; tfrec/features/beam_driver.py):
         # DirectRunner here, Dataflow / Flink / Spark on a cluster (README, "Scaling out").
-        "beam": ["apache-beam==2.77.0"],
+        # google-crc32c: the C checksum Beam's TFRecord writer uses (else it refuses to write).
+        "beam": ["apache-beam==2.77.0", "google-crc32c==1.9.0"],
     },
     entry_points={"console_scripts": ["tfrec=tfrec.cli:main"]},
 )

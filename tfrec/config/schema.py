@@ -154,6 +154,40 @@ class DataConfig(Section):
         return self
 
 
+def _beam_options(options: dict[str, str | int | float | bool]
+                  ) -> dict[str, str | int | float | bool]:
+    """examples.beam.options: names Beam's pipeline options know (needs the beam extra)."""
+    try:
+        from tfrec.features.beam_options import pipeline_option_names
+    except ImportError as err:
+        raise rule_error(None, "needs Apache Beam: pip install -e '.[beam]' "
+                         f"({err})") from None
+    unknown = sorted(set(options) - pipeline_option_names())
+    if unknown:
+        raise rule_error(None, f"has unknown Beam pipeline options {unknown} (e.g. "
+                         "direct_num_workers, direct_running_mode, project, region, temp_location, "
+                         "flink_master, parallelism)")
+    if "runner" in options:
+        raise rule_error(None, "must not hold 'runner': set examples.beam.runner")
+    return options
+
+
+class BeamConfig(Section):
+    """The Apache Beam pipeline of examples.driver beam (`tfrec.features.beam_driver`).
+
+    Args:
+      runner: DirectRunner (runs here), PrismRunner, DataflowRunner, FlinkRunner, SparkRunner or
+        PortableRunner (README, "Scaling out").
+      options: Beam pipeline options by name (without dashes), e.g. {direct_num_workers: 2,
+        direct_running_mode: multi_processing}; for Dataflow project, region, temp_location.
+    """
+
+    runner: Literal["DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner",
+                    "SparkRunner", "PortableRunner"] = "DirectRunner"
+    options: Annotated[dict[str, str | int | float | bool],
+                       AfterValidator(_beam_options)] = Field(default_factory=dict)
+
+
 class ExampleConfig(Section):
     """How examples are built (`tfrec.features.candidate_examples`).
 
@@ -163,6 +197,9 @@ class ExampleConfig(Section):
       max_examples_per_user: cap on training examples per user; 0 means no cap.
       min_history: a training label needs at least this many earlier watches.
       seed: seeds the per-user cap sample (with the user id, so each user is independent).
+      driver: "local" (one process, `tfrec.features.local_driver`) or "beam" (an Apache Beam
+        pipeline writing TFRecord shards, `tfrec.features.beam_driver`); the same examples.
+      beam: the Beam runner and its pipeline options (driver beam).
     """
 
     max_history: int = Field(50, ge=1)
@@ -170,6 +207,8 @@ class ExampleConfig(Section):
     max_examples_per_user: int = Field(100, ge=0)
     min_history: int = Field(1, ge=0)
     seed: int = 0
+    driver: Literal["local", "beam"] = "local"
+    beam: BeamConfig = BeamConfig()
 
 
 class EvaluationConfig(Section):

@@ -69,7 +69,10 @@ def encode_searches(searches: pd.DataFrame) -> tuple[dict[str, UserSearches], np
     """Per-user UserSearches with token codes, and the token vocabulary."""
     if len(searches) == 0:
         return {}, np.zeros(0, dtype=object)
-    ordered = searches.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
+    # Same-second searches by query: the order is a function of the rows, not of the file's row
+    # order (which a distributed read does not keep).
+    ordered = searches.sort_values(["user_id", "timestamp", "query"], kind="stable"
+                                   ).reset_index(drop=True)
     tokens = [tokenize_query(q) for q in ordered["query"]]
     lengths = np.fromiter((len(t) for t in tokens), np.int64, len(tokens))
     flat = np.array([tok for toks in tokens for tok in toks], dtype=object)

@@ -1,0 +1,401 @@
+"""The Apache Beam driver of example building: the local driver's examples, as TFRecord shards.
+
+The pipeline reads the events stage's Parquet tables (watches, searches, users), keys every table
+by user and joins them (CoGroupByKey); per user it orders the watches (`tfrec.features.ordering`),
+gives them their roles (`tfrec.features.split`) and calls the same pure per-user function as the
+local driver (`tfrec.features.candidate_examples.user_examples`), then decodes that user's codes
+(`tfrec.features.local_driver.decode_user_columns`). What needs the whole data set comes from
+combiners, as side inputs or outputs:
+
+  P3 windows        the watch timestamps' counts per second -> `time_windows_of_counts` (the
+                    local driver's quantiles, bit for bit)
+  end of training   the largest training timestamp (every training example's age needs it)
+  per split         row count, label counts per video, the largest example age, record spec
+  users             the demographic vocabularies (distinct values of each users column)
+
+It writes into one folder: `<split>-SSSSS-of-NNNNN.tfrecord.gz` (GZIP TFRecords of
+`tf.train.Example`, `tfrec.features.example_records`) and `<split>.json` (ShardFacts) for train,
+validation, test (and the P3 windows' queries), `train_watches.parquet` (the training-part
+watches, for the popularity stage) and `beam_facts.json` (end of training, P3 windows,
+demographic vocabularies, counts). Rows within a file are in no particular order; as sets they
+equal the local driver's (tests/test_beam_driver.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import apache_beam as beam
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from apache_beam.io.filesystem import CompressionTypes
+
+from tfrec.config import EvaluationConfig, ExampleConfig
+from tfrec.config.schema import BeamConfig
+from tfrec.data.errors import DataError
+from tfrec.features.beam_options import pipeline_options
+from tfrec.features.candidate_examples import WINDOW_SPLITS, user_examples
+from tfrec.features.example_records import (SUFFIX, ShardFacts, encode_examples, max_example_age,
+                                            record_spec, write_facts)
+from tfrec.features.example_set import Column
+from tfrec.features.local_driver import (SPLITS, check_held_out, decode_user_columns,
+                                         encode_searches)
+from tfrec.features.ordering import watch_order
+from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, time_windows_of_counts,
+                                  user_bounds, watch_roles)
+from tfrec.features.tower import registered_tower_features
+
+BEAM_FACTS = "beam_facts.json"
+TRAIN_WATCHES = "train_watches"
+# Per-user training-watch tables concatenated per Parquet write (row groups of many users).
+WATCH_BATCH = 2000
+# Tables the pipeline joins by user; what `read_events` treats as optional may be missing.
+USER_TABLES = ("watches", "searches", "users")
+OPTIONAL_TABLES = ("searches",)
+
+
+@dataclasses.dataclass
+class BeamExamples:
+    """What the Beam driver wrote (all of it under `folder`).
+
+    facts: {split: ShardFacts} of every split written; end_of_training: last training timestamp
+    (s); windows: the P3 TimeWindows or None; demographic_vocabularies: {users column: sorted
+    distinct values}.
+    """
+
+    folder: str
+    facts: dict[str, ShardFacts]
+    end_of_training: int
+    windows: TimeWindows | None
+    demographic_vocabularies: dict[str, list[str]]
+
+    def counts(self) -> dict[str, int]:
+        return {split: self.facts[split].count for split in ("train", "validation", "test")}
+
+
+@dataclasses.dataclass
+class UserWatches:
+    """One user's joined events: `watches` {column: [n]} in watch order, `roles` [n] int8,
+    `searches` DataFrame (user_id, timestamp, query) and `profile` {users column: value}."""
+
+    user_id: str
+    watches: dict[str, np.ndarray]
+    roles: np.ndarray
+    searches: pd.DataFrame
+    profile: dict[str, Any]
+
+
+def user_chunks(table: pa.Table) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """(user_id, {column: [k] rows of that user}) for each user in a batch of a table's rows."""
+    columns = {name: table.column(name).to_numpy(zero_copy_only=False)
+               for name in table.column_names}
+    users = columns["user_id"].astype(object)
+    order = np.argsort(users, kind="stable")
+    sorted_users = users[order]
+    for start, end in zip(*user_bounds(sorted_users)):
+        rows = order[start:end]
+        yield str(sorted_users[start]), {name: values[rows] for name, values in columns.items()}
+
+
+def _concat(chunks: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    chunks = list(chunks)
+    return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+
+
+class TimestampCounts(beam.CombineFn):
+    """(distinct seconds [s] ascending, watches at each [s]) of arrays of watch timestamps."""
+
+    def create_accumulator(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+
+    def add_input(self, acc: tuple[np.ndarray, np.ndarray], timestamps: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        seconds, counts = np.unique(np.asarray(timestamps, np.int64), return_counts=True)
+        return self.merge_accumulators([acc, (seconds, counts)])
+
+    def merge_accumulators(self, accs: Iterable[tuple[np.ndarray, np.ndarray]]
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        accs = list(accs)
+        seconds, index = np.unique(np.concatenate([a[0] for a in accs]), return_inverse=True)
+        counts = np.bincount(index, np.concatenate([a[1] for a in accs]).astype(np.float64),
+                             minlength=len(seconds))
+        return seconds, counts.astype(np.int64)
+
+    def extract_output(self, acc: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        return acc
+
+
+@dataclasses.dataclass
+class SplitFacts:
+    """A split's whole-data-set facts as a combiner gathers them."""
+
+    count: int = 0
+    label_counts: dict[str, int] = dataclasses.field(default_factory=dict)
+    max_age: float | None = None
+    spec: dict[str, dict] | None = None
+
+
+class SplitFactsFn(beam.CombineFn):
+    """SplitFacts of a split's per-user columns: rows, label counts, largest example age, and
+    the record spec every user's columns must share."""
+
+    def create_accumulator(self) -> SplitFacts:
+        return SplitFacts()
+
+    def add_input(self, acc: SplitFacts, columns: Mapping[str, Column]) -> SplitFacts:
+        labels, counts = np.unique(np.asarray(columns["label"]).astype(str), return_counts=True)
+        ages = np.asarray(columns["example_age"])
+        one = SplitFacts(len(columns["label"]),
+                         {str(k): int(c) for k, c in zip(labels, counts)},
+                         float(ages.max()) if len(ages) else None, record_spec(columns))
+        return self.merge_accumulators([acc, one])
+
+    def merge_accumulators(self, accs: Iterable[SplitFacts]) -> SplitFacts:
+        out = SplitFacts()
+        for acc in accs:
+            if acc.spec is not None and out.spec is not None and acc.spec != out.spec:
+                raise ValueError(f"users' example columns differ in record spec: {acc.spec} "
+                                 f"vs {out.spec}")
+            out.spec = out.spec or acc.spec
+            out.count += acc.count
+            for label, count in acc.label_counts.items():
+                out.label_counts[label] = out.label_counts.get(label, 0) + count
+            if acc.max_age is not None:
+                out.max_age = acc.max_age if out.max_age is None else max(out.max_age,
+                                                                          acc.max_age)
+        return out
+
+    def extract_output(self, acc: SplitFacts) -> SplitFacts:
+        return acc
+
+
+class DistinctValues(beam.CombineFn):
+    """{column: sorted distinct values as str} of users-table rows (dicts)."""
+
+    def create_accumulator(self) -> dict[str, set[str]]:
+        return {}
+
+    def add_input(self, acc: dict[str, set[str]], row: Mapping[str, Any]) -> dict[str, set[str]]:
+        for column, value in row.items():
+            if column != "user_id":
+                acc.setdefault(column, set()).add(str(value))
+        return acc
+
+    def merge_accumulators(self, accs: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        for acc in accs:
+            for column, values in acc.items():
+                out.setdefault(column, set()).update(values)
+        return out
+
+    def extract_output(self, acc: dict[str, set[str]]) -> dict[str, list[str]]:
+        return {column: sorted(values) for column, values in acc.items()}
+
+
+def ordered_user(element: tuple[str, Mapping[str, list]], windows: TimeWindows | None
+                 ) -> Iterator[UserWatches]:
+    """A user's joined chunks -> UserWatches (watches in watch order with their roles); users
+    without watches give nothing."""
+    user_id, tables = element
+    if not tables["watches"]:
+        return
+    watches = _concat(tables["watches"])
+    order = watch_order(watches["user_id"], watches["video_id"], watches["timestamp"])
+    watches = {name: values[order] for name, values in watches.items()}
+    watches["timestamp"] = watches["timestamp"].astype(np.int64)
+    roles = watch_roles(watches["user_id"], watches["timestamp"], windows)
+    searches = pd.DataFrame(_concat(tables["searches"])) if tables["searches"] else \
+        pd.DataFrame({"user_id": [], "timestamp": np.zeros(0, np.int64), "query": []})
+    if not tables["users"]:
+        raise DataError("users", f"user {user_id!r} has watches but no row in the users table")
+    profile = {name: values[0] for name, values in tables["users"][0].items()}
+    yield UserWatches(user_id, watches, roles, searches, profile)
+
+
+def last_training_time(user: UserWatches) -> Iterator[int]:
+    train = user.watches["timestamp"][user.roles == TRAIN]
+    if len(train):
+        yield int(train.max())
+
+
+def split_examples(user: UserWatches, end_of_training: int | None, config: ExampleConfig,
+                   windows: TimeWindows | None) -> Iterator[tuple[str, dict[str, Column]]]:
+    """(split, the user's decoded example columns) for each split with rows (pure)."""
+    if end_of_training is None:  # no training watch anywhere: the driver reports it
+        return
+    features = registered_tower_features()
+    codes, video_vocab = pd.factorize(user.watches["video_id"])
+    searches, token_vocab = encode_searches(user.searches)
+    other = {c: v for c, v in user.watches.items() if c not in ("user_id", "video_id",
+                                                                  "timestamp")}
+    parts = user_examples(user.user_id, codes.astype(np.int64), user.watches["timestamp"],
+                          user.roles, end_of_training, config, searches.get(user.user_id), other,
+                          features, windows)
+    profile = pd.DataFrame({name: [value] for name, value in user.profile.items()}
+                           ).set_index("user_id")
+    vocabularies = {"video_id": np.asarray(video_vocab, dtype=object),
+                    "search_token": token_vocab}
+    for split, columns in parts.items():
+        if len(columns["label"]):
+            yield split, decode_user_columns(columns, vocabularies, profile, features).columns
+
+
+def training_watches(user: UserWatches, schema: pa.Schema) -> Iterator[pa.Table]:
+    train = user.roles == TRAIN
+    if train.any():
+        yield pa.table({name: user.watches[name][train] for name in schema.names}, schema=schema)
+
+
+class BySplit(beam.PartitionFn):
+    """(split, columns) -> the split's place in SPLITS."""
+
+    def partition_for(self, element: Any, num_partitions: int, *args: Any,
+                      **kwargs: Any) -> int:
+        return SPLITS.index(element[0])
+
+
+def user_records(columns: Mapping[str, Column]) -> Iterator[bytes]:
+    return encode_examples(columns, record_spec(columns))
+
+
+def _table_path(events_dir: str, table: str) -> str:
+    return os.path.join(events_dir, f"{table}.parquet")
+
+
+def _read_table(pipeline: beam.Pipeline, events_dir: str, table: str) -> beam.PCollection:
+    """(user_id, chunk) of an events table, read in batches; an absent optional table is
+    empty."""
+    path = _table_path(events_dir, table)
+    if not os.path.exists(path):
+        if table not in OPTIONAL_TABLES:
+            raise DataError(path, f"missing {table} table")
+        return pipeline | f"No{table}" >> beam.Create([])
+    return (pipeline | f"Read{table}" >> beam.io.ReadFromParquetBatched(path)
+            | f"ByUser{table}" >> beam.FlatMap(user_chunks))
+
+
+def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
+                   config: ExampleConfig, protocol: EvaluationConfig | None,
+                   num_shards: Mapping[str, int]) -> None:
+    """The example-building transforms on `pipeline` (see the module docstring).
+
+    Args:
+      events_dir: the events stage's folder of `<table>.parquet`.
+      folder: where every output goes.
+      num_shards: {split: number of TFRecord files}.
+    """
+    tables = {table: _read_table(pipeline, events_dir, table) for table in USER_TABLES}
+    p3 = protocol is not None and protocol.protocol == "p3"
+    if p3:
+        assert protocol is not None
+        windows = beam.pvalue.AsSingleton(
+            tables["watches"]
+            | "Timestamps" >> beam.Map(lambda kv: kv[1]["timestamp"])
+            | "TimestampCounts" >> beam.CombineGlobally(TimestampCounts())
+            | "Windows" >> beam.Map(lambda c: time_windows_of_counts(
+                c[0], c[1], protocol.p3_window_days, protocol.p3_window_share)))
+    else:
+        windows = beam.pvalue.AsSingleton(pipeline | "NoWindows" >> beam.Create([None]))
+    users = (tables | "JoinByUser" >> beam.CoGroupByKey()
+             | "OrderAndRoles" >> beam.FlatMap(ordered_user, windows))
+    end_of_training = beam.pvalue.AsSingleton(
+        users | "LastTrainingTimes" >> beam.FlatMap(last_training_time)
+        | "EndOfTraining" >> beam.CombineGlobally(lambda ts: max(ts, default=None)))
+    examples = users | "Examples" >> beam.FlatMap(split_examples, end_of_training, config,
+                                                 windows)
+    facts = (examples | "SplitFacts" >> beam.CombinePerKey(SplitFactsFn())
+             | "FactsToDict" >> beam.Map(lambda kv: {"split": kv[0],
+                                                     **dataclasses.asdict(kv[1])}))
+    splits = examples | "BySplit" >> beam.Partition(BySplit(), len(SPLITS))
+    for split, part in zip(SPLITS, splits):
+        if split not in num_shards:
+            continue
+        (part | f"Records{split}" >> beam.FlatMap(lambda kv: user_records(kv[1]))
+         | f"Write{split}" >> beam.io.WriteToTFRecord(
+             os.path.join(folder, split), file_name_suffix=SUFFIX, num_shards=num_shards[split],
+             compression_type=CompressionTypes.GZIP))
+    schema = pq.read_schema(_table_path(events_dir, "watches"))
+    schema = pa.schema([schema.field(name) for name in schema.names])  # without pandas metadata
+    (users | "TrainWatches" >> beam.FlatMap(training_watches, schema)
+     | "BatchWatches" >> beam.BatchElements(min_batch_size=WATCH_BATCH,
+                                            max_batch_size=WATCH_BATCH)
+     | "ConcatWatches" >> beam.Map(pa.concat_tables)
+     | "WriteTrainWatches" >> beam.io.WriteToParquetBatched(
+         os.path.join(folder, TRAIN_WATCHES), schema, num_shards=1, shard_name_template="",
+         file_name_suffix=".parquet"))
+    vocabularies = (pipeline | "ReadUsers" >> beam.io.ReadFromParquet(
+        _table_path(events_dir, "users"))
+        | "DemographicVocabularies" >> beam.CombineGlobally(DistinctValues()))
+    summary = (facts | "AllFacts" >> beam.combiners.ToList()
+               | "Summary" >> beam.Map(
+                   lambda splits, end, w, vocab: {
+                       "splits": splits, "end_of_training": end,
+                       "p3_windows": w.to_dict() if w is not None else None,
+                       "demographic_vocabularies": vocab},
+                   end_of_training, windows, beam.pvalue.AsSingleton(vocabularies))
+               | "SummaryJson" >> beam.Map(json.dumps))
+    _ = summary | "WriteSummary" >> beam.io.WriteToText(
+        os.path.join(folder, BEAM_FACTS), shard_name_template="")
+
+
+def build_candidate_examples_beam(events_dir: str, folder: str, config: ExampleConfig,
+                                  protocol: EvaluationConfig | None = None,
+                                  num_shards: int = 1,
+                                  beam_config: BeamConfig | None = None) -> BeamExamples:
+    """Run the Beam pipeline over the event tables in `events_dir`, writing into `folder`.
+
+    Args:
+      events_dir: a folder of `<table>.parquet` as the events stage writes them.
+      folder: the output folder (created).
+      config: ExampleConfig; protocol: as in `build_candidate_examples`.
+      num_shards: TFRecord files of the training split (held-out splits: one each).
+      beam_config: runner and options (None: config.beam).
+    Returns:
+      BeamExamples; raises DataError as the local driver does when the split leaves no
+      held-out target or no training example.
+    """
+    os.makedirs(folder, exist_ok=True)
+    p3 = protocol is not None and protocol.protocol == "p3"
+    shards = {split: num_shards if split == "train" else 1 for split in SPLITS
+              if p3 or split not in WINDOW_SPLITS}
+    options = pipeline_options(beam_config or config.beam)
+    with beam.Pipeline(options=options) as pipeline:
+        build_pipeline(pipeline, events_dir, folder, config, protocol, shards)
+    return _finish(folder, _table_path(events_dir, "watches"), protocol)
+
+
+def _finish(folder: str, watches_source: str, protocol: EvaluationConfig | None
+            ) -> BeamExamples:
+    """Check the pipeline's summary as the local driver checks its split, and write each
+    split's facts file beside its shards."""
+    with open(os.path.join(folder, BEAM_FACTS)) as f:
+        summary = json.load(f)
+    windows = TimeWindows(**summary["p3_windows"]) if summary["p3_windows"] else None
+    splits = {s["split"]: s for s in summary["splits"]}
+    # check_held_out reads which roles occur: one watch of each split that has rows.
+    present = [role for split, role in (("train", TRAIN), ("validation", VALIDATION),
+                                        ("test", TEST))
+               if split in splits or (split == "train" and summary["end_of_training"] is not None)]
+    check_held_out(np.array(present, np.int8), windows, watches_source)
+    if "train" not in splits:
+        raise DataError(watches_source, "no training examples: no user has more than "
+                        "examples.min_history training watches")
+    facts = {}
+    for split, found in splits.items():
+        paths = sorted(glob.glob(os.path.join(folder, f"{split}-*-of-*{SUFFIX}")))
+        facts[split] = ShardFacts(spec=found["spec"], count=found["count"],
+                                  files=[os.path.basename(p) for p in paths],
+                                  bytes=sum(os.path.getsize(p) for p in paths),
+                                  label_counts=found["label_counts"],
+                                  max_example_age_seconds=max_example_age(
+                                      np.array([] if found["max_age"] is None
+                                               else [found["max_age"]])))
+        write_facts(folder, split, facts[split])
+    return BeamExamples(folder, facts, int(summary["end_of_training"]), windows,
+                        summary["demographic_vocabularies"])
