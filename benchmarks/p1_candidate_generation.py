@@ -8,11 +8,15 @@ Run:  .venv/bin/python benchmarks/p1_candidate_generation.py                 # t
       .venv/bin/python benchmarks/p1_candidate_generation.py --only sampled --seeds 0
       .venv/bin/python benchmarks/p1_candidate_generation.py --variant \
           'try={"softmax": {"num_negatives": 1024}}' --seeds 0 --out /tmp/p1
+      .venv/bin/python benchmarks/p1_candidate_generation.py --variant \
+          'streaming={"examples": {"shards": 4}}' --out /tmp/p1   # trains from TFRecord shards
 """
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -21,6 +25,7 @@ import numpy as np  # noqa: E402
 import tfrec  # noqa: E402,F401
 from tfrec.config import load_config, parse_config, to_dict  # noqa: E402
 from tfrec.evaluation.next_watch import evaluate_next_watch  # noqa: E402
+from tfrec.features.example_records import write_split  # noqa: E402
 from tfrec.features.local_driver import build_candidate_examples  # noqa: E402
 from tfrec.models.popularity import Popularity  # noqa: E402
 from tfrec.pipeline import load_events  # noqa: E402
@@ -136,6 +141,10 @@ def main():
             key = json.dumps(config.examples.model_dump(), sort_keys=True)
             if key not in cache:
                 cache[key] = build_candidate_examples(events, config.examples)
+                if config.examples.shards:  # train by streaming, as the examples stage does
+                    folder = tempfile.mkdtemp(prefix="p1_shards_")
+                    write_split(cache[key].train, folder, "train", config.examples.shards)
+                    cache[key] = dataclasses.replace(cache[key], train_shards=folder)
             examples = cache[key]
             if popularity is None:
                 pop = Popularity(corpus, examples.train_watches["video_id"])

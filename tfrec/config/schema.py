@@ -197,6 +197,8 @@ class ExampleConfig(Section):
       max_examples_per_user: cap on training examples per user; 0 means no cap.
       min_history: a training label needs at least this many earlier watches.
       seed: seeds the per-user cap sample (with the user id, so each user is independent).
+      shards: 0 keeps the training examples in memory; N > 0 also writes them as N GZIP
+        TFRecord shards (with a facts file) and candidate generation trains by streaming them.
       driver: "local" (one process, `tfrec.features.local_driver`) or "beam" (an Apache Beam
         pipeline writing TFRecord shards, `tfrec.features.beam_driver`); the same examples.
       beam: the Beam runner and its pipeline options (driver beam).
@@ -207,6 +209,7 @@ class ExampleConfig(Section):
     max_examples_per_user: int = Field(100, ge=0)
     min_history: int = Field(1, ge=0)
     seed: int = 0
+    shards: int = Field(0, ge=0)
     driver: Literal["local", "beam"] = "local"
     beam: BeamConfig = BeamConfig()
 
@@ -313,6 +316,8 @@ class TrainingConfig(Section):
         of evaluation.ks, ndcg@10 or map@100.
       patience: epochs without improvement before stopping.
       seed: seeds weights, shuffling and negative sampling.
+      shuffle_buffer: examples in the shuffle buffer when training streams from shards
+        (`examples.shards` > 0); in-memory training permutes all examples instead.
     """
 
     epochs: int = Field(20, gt=0)
@@ -322,6 +327,7 @@ class TrainingConfig(Section):
     selection_metric: str = "map@100"
     patience: int = Field(3, gt=0)
     seed: int = 0
+    shuffle_buffer: int = Field(65536, gt=0)
 
 
 class CandidateGenerationConfig(Section):

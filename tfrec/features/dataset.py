@@ -15,6 +15,7 @@ a ragged column to the width of its UserTowerConfig field, with its mask.
 """
 from __future__ import annotations
 
+import dataclasses
 import typing
 from collections.abc import Mapping
 
@@ -50,6 +51,51 @@ def _padded_width(name: str, spec: TowerInput | None, widths: Mapping[str, int])
     return int(widths[key])
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureRule:
+    """How one example column becomes batch features (the one rule set of the in-memory and the
+    streaming inputs).
+
+    Attributes:
+      column: the example column; feature: its feature name (the column's; "video_id" for the
+        label).
+      kind: "padded" ([B, width] string, "" after the row's first `width` values, and a
+        `<feature>_mask` [B] bool True where a value is), "float32" ([B]) or "string" ([B]).
+      width: the padded width (None unless padded).
+    """
+
+    column: str
+    feature: str
+    kind: str
+    width: int | None = None
+
+
+def feature_rules(columns: Mapping[str, tuple[bool, bool]], max_history: int,
+                  max_search_tokens: int, **widths: int) -> list[FeatureRule]:
+    """The rules of example columns {name: (ragged, numeric)}, in column order then the label.
+
+    Args:
+      columns: whether each column is ragged and, if not, numeric (ints, floats).
+      max_history, max_search_tokens, **widths: as in `padded_features`.
+    """
+    widths = {"max_history": max_history, "max_search_tokens": max_search_tokens, **widths}
+    declared = declared_inputs()
+    rules = []
+    for name, (ragged, numeric) in columns.items():
+        if name in NON_FEATURE_COLUMNS:
+            continue
+        spec = declared.get(name)
+        if ragged:
+            rules.append(FeatureRule(name, name, "padded", _padded_width(name, spec, widths)))
+        elif (spec is not None and spec.dtype == "float32") or numeric:
+            rules.append(FeatureRule(name, name, "float32"))
+        else:
+            rules.append(FeatureRule(name, name, "string"))
+    if "label" in columns:
+        rules.append(FeatureRule("label", "video_id", "string"))
+    return rules
+
+
 def padded_features(examples: ExampleSet, max_history: int, max_search_tokens: int,
                     **widths: int) -> dict[str, np.ndarray]:
     """numpy feature dict (see module docstring) of an ExampleSet.
@@ -60,24 +106,21 @@ def padded_features(examples: ExampleSet, max_history: int, max_search_tokens: i
         columns (a tower feature's `TowerInput.width`; `input_widths(tower)` gives them all), or
         {column: width} for a ragged column no tower feature declares.
     """
-    widths = {"max_history": max_history, "max_search_tokens": max_search_tokens, **widths}
-    declared = declared_inputs()
+    kinds = {name: (isinstance(col, Ragged),
+                    not isinstance(col, Ragged) and col.dtype.kind in "biuf")
+             for name, col in examples.columns.items()}
     features = {}
-    for name, col in examples.columns.items():
-        if name in NON_FEATURE_COLUMNS:
-            continue
-        spec = declared.get(name)
-        if isinstance(col, Ragged):
+    for rule in feature_rules(kinds, max_history, max_search_tokens, **widths):
+        col = examples[rule.column]
+        if rule.kind == "padded":
             padded = col.map_values(lambda v: v.astype(str).astype(object)).to_padded(
-                _padded_width(name, spec, widths), "")
-            features[name] = padded
-            features[f"{name}_mask"] = padded != ""
-        elif (spec is not None and spec.dtype == "float32") or col.dtype.kind in "biuf":
-            features[name] = col.astype(np.float32)
+                rule.width, "")
+            features[rule.feature] = padded
+            features[f"{rule.feature}_mask"] = padded != ""
+        elif rule.kind == "float32":
+            features[rule.feature] = col.astype(np.float32)
         else:
-            features[name] = col.astype(str).astype(object)
-    if "label" in examples.columns:
-        features["video_id"] = examples["label"].astype(str).astype(object)
+            features[rule.feature] = col.astype(str).astype(object)
     return features
 
 

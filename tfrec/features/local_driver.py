@@ -45,6 +45,8 @@ class CandidateExamples:
       columns as validation) at every watch inside the window that has an earlier watch, the
       pages a ranker trains (validation window) and is tested on (test window) when the source
       logged no impressions; None under P1.
+    train_shards: the folder of the training examples as TFRecord shards and their facts file
+      (`tfrec.features.example_records`, split "train") when training streams; else None.
     """
 
     train: ExampleSet
@@ -54,6 +56,7 @@ class CandidateExamples:
     end_of_training: int
     windows: typing.Optional[TimeWindows] = None
     window_queries: typing.Optional[dict] = None
+    train_shards: typing.Optional[str] = None
 
     def counts(self) -> dict[str, int]:
         return {"train": len(self.train), "validation": len(self.validation),

@@ -41,7 +41,7 @@ def fold_examples(examples: "CandidateExamples", fold: int, folds: int = FOLDS
         test=take(examples.test),
         train_watches=watches[user_folds(watches["user_id"], folds) == fold].reset_index(
             drop=True),
-        window_queries=None)
+        window_queries=None, train_shards=None)  # a fold trains in memory on its own users
 
 
 def scoring_fold(user_ids: Sequence[object] | np.ndarray, folds: int = FOLDS) -> np.ndarray:

@@ -20,6 +20,8 @@ from tfrec.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
 from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.dataset import EpochBatches, padded_features
+from tfrec.features.example_records import label_counts, max_example_age, read_facts
+from tfrec.features.shard_dataset import ShardBatches
 from tfrec.tf_keras2 import tf
 from tfrec.models.candidate_generation import CandidateGenerationModel
 from tfrec.models.finite import StopOnNonFiniteLoss
@@ -27,6 +29,8 @@ from tfrec.progress import progress_bar
 
 if TYPE_CHECKING:  # the examples builder, imported for its type only
     from tfrec.features.local_driver import CandidateExamples
+
+TRAIN_SPLIT = "train"  # the split name of the training shards and their facts file
 
 # Appended to the error when a training loss is not finite.
 LEARNING_RATE_HINT = " (try a lower '{section}.learning_rate')"
@@ -49,15 +53,33 @@ def model_artifacts(examples: "CandidateExamples", users: pd.DataFrame,
        "demographic_vocabularies": {column: sorted distinct values},
        "max_example_age_seconds": float}.
     """
-    counts = pd.Series(examples.train["label"]).value_counts().reindex(corpus_ids, fill_value=0)
+    if examples.train_shards is not None:  # streaming: the facts file, not the examples
+        facts = read_facts(examples.train_shards, TRAIN_SPLIT)
+        counts, max_age = facts.label_counts, facts.max_example_age_seconds
+    else:
+        counts = label_counts(examples.train["label"])
+        max_age = max_example_age(examples.train["example_age"])
     return {
         "video_ids": [str(v) for v in corpus_ids],
-        "label_counts": [int(c) for c in counts.to_numpy()],
+        "label_counts": [counts.get(str(v), 0) for v in corpus_ids],
         "demographic_vocabularies": {c: sorted(set(users[c].astype(str)))
                                      for c in users.columns if c != "user_id"},
-        "max_example_age_seconds": float(np.max(examples.train["example_age"]))
-        if len(examples.train) else 1.0,
+        "max_example_age_seconds": max_age,
     }
+
+
+def training_batches(examples: "CandidateExamples", tower: UserTowerConfig,
+                     training: TrainingConfig) -> EpochBatches | ShardBatches:
+    """The training batches: streamed from the shards when the examples have them
+    (`examples.shards` > 0), else from the in-memory training examples."""
+    if examples.train_shards is not None:
+        facts = read_facts(examples.train_shards, TRAIN_SPLIT)
+        return ShardBatches.from_facts(facts, examples.train_shards, training.batch_size,
+                                       max_history=tower.max_history,
+                                       max_search_tokens=tower.max_search_tokens,
+                                       seed=training.seed, shuffle_buffer=training.shuffle_buffer)
+    return EpochBatches(examples.train, training.batch_size, tower.max_history,
+                        tower.max_search_tokens, seed=training.seed)
 
 
 def model_from_artifacts(artifacts: dict[str, Any], tower: UserTowerConfig,
@@ -246,8 +268,9 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
       progress: draw a progress bar over each epoch's batches.
     """
     tf.keras.utils.set_random_seed(training.seed)
-    if len(examples.train) < training.batch_size:
-        raise ValueError(f"{len(examples.train)} training examples: fewer than one batch of "
+    batches = training_batches(examples, tower, training)
+    if batches.size < training.batch_size:
+        raise ValueError(f"{batches.size} training examples: fewer than one batch of "
                          f"{training.batch_size} (lower candidate_generation.training.batch_size)")
     model = build_model(examples, users, corpus_ids, tower, softmax, seed=training.seed)
     optimizer = _optimizer(training)
@@ -255,8 +278,6 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
     # that creates variables twice (seconds of tracing).
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer)
-    batches = EpochBatches(examples.train, training.batch_size, tower.max_history,
-                           tower.max_search_tokens, seed=training.seed)
     validation = padded_features(examples.validation, tower.max_history, tower.max_search_tokens)
     state = TrainingState(model)
     manager = None
