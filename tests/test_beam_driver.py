@@ -13,11 +13,14 @@ from tfrec.config.loading import parse_config
 from tfrec.data.movielens import read_recbole
 from tfrec.data.schema import read_events, write_events
 from tfrec.data.simulator import preset, simulate
-from tfrec.features.beam_driver import TRAIN_WATCHES, build_candidate_examples_beam
+from tfrec.features.beam_driver import TRAIN_WATCHES, build_candidate_examples_beam, read_split
 from tfrec.features.example_records import read_example_set, read_facts, record_spec
 from tfrec.features.local_driver import build_candidate_examples
 from tfrec.features.ordering import order_watches
 from tfrec.features.ragged import Ragged
+from tfrec.pipeline.stages.events import STAGE as EVENTS
+from tfrec.pipeline.stages.examples import STAGE as EXAMPLES
+from tfrec.stages import run_stages
 
 # A cap that binds for heavy users, so the seeded per-user sample is part of what must agree.
 CONFIG = ExampleConfig(max_examples_per_user=30, max_history=20, seed=3)
@@ -58,6 +61,16 @@ def rows(examples, spec):
     return collections.Counter(zip(*columns))
 
 
+def assert_same_columns(got, want):
+    assert list(got.columns) == list(want.columns)
+    for name, col in want.columns.items():
+        if isinstance(col, Ragged):
+            np.testing.assert_array_equal(got[name].lengths, col.lengths, err_msg=name)
+            np.testing.assert_array_equal(got[name].values, col.values, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got[name], col, err_msg=name)
+
+
 def assert_same_examples(events_dir, events, folder, protocol, **overrides):
     evaluation = EvaluationConfig(protocol=protocol)
     local = build_candidate_examples(events, CONFIG, protocol=evaluation)
@@ -77,6 +90,7 @@ def assert_same_examples(events_dir, events, folder, protocol, **overrides):
         assert facts.bytes == sum(os.path.getsize(p) for p in facts.paths(str(folder))) > 0
         beam_set = read_example_set(facts.paths(str(folder)), facts.spec)
         assert rows(beam_set, facts.spec) == rows(local_set, facts.spec), split
+        assert_same_columns(read_split(str(folder), split), local_set)  # and the local order
         labels = pd.Series(local_set["label"]).value_counts()
         assert facts.label_counts == {str(k): int(v) for k, v in labels.items()}
         assert facts.max_example_age_seconds == float(np.max(local_set["example_age"]))
@@ -89,10 +103,10 @@ def assert_same_examples(events_dir, events, folder, protocol, **overrides):
     return local
 
 
-@pytest.mark.parametrize("protocol", ["p1", "p3"])
-def test_beam_equals_local_on_the_tiny_world(tiny_world, tmp_path, protocol):
-    local = assert_same_examples(*tiny_world, tmp_path / "beam", protocol)
+def test_beam_equals_local_on_the_tiny_world_p3(tiny_world, tmp_path):
+    local = assert_same_examples(*tiny_world, tmp_path / "beam", "p3")
     assert len(local.train) > 1000 and local.train["search_tokens"].values.size > 0
+    assert len(local.window_queries["test_window"]) > 0
 
 
 @pytest.mark.parametrize("protocol", ["p1", "p3"])
@@ -100,10 +114,31 @@ def test_beam_equals_local_on_movielens(movielens, tmp_path, protocol):
     assert_same_examples(*movielens, tmp_path / "beam", protocol)
 
 
-def test_beam_with_two_worker_processes(tiny_world, tmp_path):
+def test_beam_equals_local_on_the_tiny_world_p1_with_two_worker_processes(tiny_world, tmp_path):
     assert_same_examples(*tiny_world, tmp_path / "beam", "p1", beam={
         "runner": "DirectRunner",
         "options": {"direct_num_workers": 2, "direct_running_mode": "multi_processing"}})
+
+
+def test_examples_stage_on_beam_gives_the_local_stage_examples(tiny_world, tmp_path):
+    """The examples stage with driver beam (shards, then loaded back) hands later stages what
+    the local driver's stage hands them; streaming training finds its shards and facts."""
+    loaded = {}
+    for driver in ("local", "beam"):
+        config = parse_config({"name": "t", "data": {"format": "events", "path": tiny_world[0]},
+                               "examples": {"driver": driver, "shards": 2,
+                                            "max_examples_per_user": 30}}, "config.yaml")
+        os.makedirs(tmp_path / driver)
+        values, metrics, _ = run_stages([EVENTS, EXAMPLES], config, str(tmp_path / driver),
+                                        log=lambda *_: None)
+        loaded[driver] = values["examples"]
+        assert metrics["examples"]["train_shards"]["files"] == 2
+    local, beam = loaded["local"], loaded["beam"]
+    for split in ("train", "validation", "test"):
+        assert_same_columns(getattr(beam, split), getattr(local, split))
+    pd.testing.assert_frame_equal(beam.train_watches, local.train_watches)
+    assert beam.end_of_training == local.end_of_training
+    assert read_facts(beam.train_shards, "train").count == len(local.train)
 
 
 @pytest.mark.slow

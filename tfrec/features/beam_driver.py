@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -42,8 +43,9 @@ from tfrec.data.errors import DataError
 from tfrec.features.beam_options import pipeline_options
 from tfrec.features.candidate_examples import WINDOW_SPLITS, user_examples
 from tfrec.features.example_records import (SUFFIX, ShardFacts, encode_examples, max_example_age,
-                                            record_spec, write_facts)
-from tfrec.features.example_set import Column
+                                            read_example_set, read_facts, record_spec,
+                                            write_facts)
+from tfrec.features.example_set import Column, ExampleSet
 from tfrec.features.local_driver import (SPLITS, check_held_out, decode_user_columns,
                                          encode_searches)
 from tfrec.features.ordering import watch_order
@@ -55,6 +57,8 @@ BEAM_FACTS = "beam_facts.json"
 TRAIN_WATCHES = "train_watches"
 # Per-user training-watch tables concatenated per Parquet write (row groups of many users).
 WATCH_BATCH = 2000
+# Rows of pending timestamp counts a combiner holds before merging them.
+COMPACT_ROWS = 1_000_000
 # Tables the pipeline joins by user; what `read_events` treats as optional may be missing.
 USER_TABLES = ("watches", "searches", "users")
 OPTIONAL_TABLES = ("searches",)
@@ -108,27 +112,39 @@ def _concat(chunks: Iterable[Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]
     return {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
 
 
-class TimestampCounts(beam.CombineFn):
-    """(distinct seconds [s] ascending, watches at each [s]) of arrays of watch timestamps."""
+Counts = tuple[np.ndarray, np.ndarray]  # (distinct values [s] ascending, count of each [s])
 
-    def create_accumulator(self) -> tuple[np.ndarray, np.ndarray]:
+
+def _merged_counts(parts: Iterable[Counts]) -> Counts:
+    parts = list(parts)
+    if not parts:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    seconds, index = np.unique(np.concatenate([p[0] for p in parts]), return_inverse=True)
+    counts = np.zeros(len(seconds), np.int64)
+    np.add.at(counts, index, np.concatenate([p[1] for p in parts]))
+    return seconds, counts
 
-    def add_input(self, acc: tuple[np.ndarray, np.ndarray], timestamps: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        seconds, counts = np.unique(np.asarray(timestamps, np.int64), return_counts=True)
-        return self.merge_accumulators([acc, (seconds, counts)])
 
-    def merge_accumulators(self, accs: Iterable[tuple[np.ndarray, np.ndarray]]
-                           ) -> tuple[np.ndarray, np.ndarray]:
-        accs = list(accs)
-        seconds, index = np.unique(np.concatenate([a[0] for a in accs]), return_inverse=True)
-        counts = np.bincount(index, np.concatenate([a[1] for a in accs]).astype(np.float64),
-                             minlength=len(seconds))
-        return seconds, counts.astype(np.int64)
+class TimestampCounts(beam.CombineFn):
+    """(distinct seconds [s] ascending, watches at each [s]) of batches of watch timestamps.
 
-    def extract_output(self, acc: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    The accumulator is a list of such pairs, merged only when it holds many rows: merging at
+    every input would sort the whole set of seconds once per batch."""
+
+    def create_accumulator(self) -> list[Counts]:
+        return []
+
+    def add_input(self, acc: list[Counts], timestamps: np.ndarray) -> list[Counts]:
+        acc.append(np.unique(np.asarray(timestamps, np.int64), return_counts=True))
+        if sum(len(part[0]) for part in acc) > COMPACT_ROWS:
+            acc[:] = [_merged_counts(acc)]
         return acc
+
+    def merge_accumulators(self, accs: Iterable[list[Counts]]) -> list[Counts]:
+        return [_merged_counts(part for acc in accs for part in acc)]
+
+    def extract_output(self, acc: list[Counts]) -> Counts:
+        return _merged_counts(acc)
 
 
 @dataclasses.dataclass
@@ -151,24 +167,31 @@ class SplitFactsFn(beam.CombineFn):
     def add_input(self, acc: SplitFacts, columns: Mapping[str, Column]) -> SplitFacts:
         labels, counts = np.unique(np.asarray(columns["label"]).astype(str), return_counts=True)
         ages = np.asarray(columns["example_age"])
-        one = SplitFacts(len(columns["label"]),
-                         {str(k): int(c) for k, c in zip(labels, counts)},
-                         float(ages.max()) if len(ages) else None, record_spec(columns))
-        return self.merge_accumulators([acc, one])
+        return self._add(acc, SplitFacts(len(columns["label"]),
+                                         dict(zip(labels.tolist(), counts.tolist())),
+                                         float(ages.max()) if len(ages) else None,
+                                         record_spec(columns)))
+
+    @staticmethod
+    def _add(acc: SplitFacts, other: SplitFacts) -> SplitFacts:
+        """`acc` updated in place with `other` (O(other's labels), not O(all labels))."""
+        if other.spec is not None and acc.spec is not None and other.spec != acc.spec:
+            raise ValueError(f"users' example columns differ in record spec: {other.spec} vs "
+                             f"{acc.spec}")
+        acc.spec = acc.spec or other.spec
+        acc.count += other.count
+        for label, count in other.label_counts.items():
+            acc.label_counts[label] = acc.label_counts.get(label, 0) + count
+        if other.max_age is not None:
+            acc.max_age = other.max_age if acc.max_age is None else max(acc.max_age,
+                                                                        other.max_age)
+        return acc
 
     def merge_accumulators(self, accs: Iterable[SplitFacts]) -> SplitFacts:
-        out = SplitFacts()
+        accs = iter(accs)
+        out = next(accs, SplitFacts())
         for acc in accs:
-            if acc.spec is not None and out.spec is not None and acc.spec != out.spec:
-                raise ValueError(f"users' example columns differ in record spec: {acc.spec} "
-                                 f"vs {out.spec}")
-            out.spec = out.spec or acc.spec
-            out.count += acc.count
-            for label, count in acc.label_counts.items():
-                out.label_counts[label] = out.label_counts.get(label, 0) + count
-            if acc.max_age is not None:
-                out.max_age = acc.max_age if out.max_age is None else max(out.max_age,
-                                                                          acc.max_age)
+            self._add(out, acc)
         return out
 
     def extract_output(self, acc: SplitFacts) -> SplitFacts:
@@ -176,15 +199,16 @@ class SplitFactsFn(beam.CombineFn):
 
 
 class DistinctValues(beam.CombineFn):
-    """{column: sorted distinct values as str} of users-table rows (dicts)."""
+    """{column: sorted distinct values as str} of batches of users-table rows (pyarrow)."""
 
     def create_accumulator(self) -> dict[str, set[str]]:
         return {}
 
-    def add_input(self, acc: dict[str, set[str]], row: Mapping[str, Any]) -> dict[str, set[str]]:
-        for column, value in row.items():
+    def add_input(self, acc: dict[str, set[str]], table: pa.Table) -> dict[str, set[str]]:
+        for column in table.column_names:
             if column != "user_id":
-                acc.setdefault(column, set()).add(str(value))
+                acc.setdefault(column, set()).update(
+                    str(v) for v in table.column(column).unique().to_pylist())
         return acc
 
     def merge_accumulators(self, accs: Iterable[dict[str, set[str]]]) -> dict[str, set[str]]:
@@ -269,15 +293,14 @@ def _table_path(events_dir: str, table: str) -> str:
 
 
 def _read_table(pipeline: beam.Pipeline, events_dir: str, table: str) -> beam.PCollection:
-    """(user_id, chunk) of an events table, read in batches; an absent optional table is
-    empty."""
+    """An events table as a PCollection of pyarrow Tables (batches of rows); an absent
+    optional table is empty."""
     path = _table_path(events_dir, table)
     if not os.path.exists(path):
         if table not in OPTIONAL_TABLES:
             raise DataError(path, f"missing {table} table")
         return pipeline | f"No{table}" >> beam.Create([])
-    return (pipeline | f"Read{table}" >> beam.io.ReadFromParquetBatched(path)
-            | f"ByUser{table}" >> beam.FlatMap(user_chunks))
+    return pipeline | f"Read{table}" >> beam.io.ReadFromParquetBatched(path)
 
 
 def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
@@ -290,13 +313,15 @@ def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
       folder: where every output goes.
       num_shards: {split: number of TFRecord files}.
     """
-    tables = {table: _read_table(pipeline, events_dir, table) for table in USER_TABLES}
+    batches = {table: _read_table(pipeline, events_dir, table) for table in USER_TABLES}
+    tables = {table: rows | f"ByUser{table}" >> beam.FlatMap(user_chunks)
+              for table, rows in batches.items()}
     p3 = protocol is not None and protocol.protocol == "p3"
     if p3:
         assert protocol is not None
         windows = beam.pvalue.AsSingleton(
-            tables["watches"]
-            | "Timestamps" >> beam.Map(lambda kv: kv[1]["timestamp"])
+            batches["watches"]
+            | "Timestamps" >> beam.Map(lambda t: t.column("timestamp").to_numpy())
             | "TimestampCounts" >> beam.CombineGlobally(TimestampCounts())
             | "Windows" >> beam.Map(lambda c: time_windows_of_counts(
                 c[0], c[1], protocol.p3_window_days, protocol.p3_window_share)))
@@ -329,9 +354,8 @@ def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
      | "WriteTrainWatches" >> beam.io.WriteToParquetBatched(
          os.path.join(folder, TRAIN_WATCHES), schema, num_shards=1, shard_name_template="",
          file_name_suffix=".parquet"))
-    vocabularies = (pipeline | "ReadUsers" >> beam.io.ReadFromParquet(
-        _table_path(events_dir, "users"))
-        | "DemographicVocabularies" >> beam.CombineGlobally(DistinctValues()))
+    vocabularies = batches["users"] | "DemographicVocabularies" >> beam.CombineGlobally(
+        DistinctValues())
     summary = (facts | "AllFacts" >> beam.combiners.ToList()
                | "Summary" >> beam.Map(
                    lambda splits, end, w, vocab: {
@@ -365,9 +389,23 @@ def build_candidate_examples_beam(events_dir: str, folder: str, config: ExampleC
     shards = {split: num_shards if split == "train" else 1 for split in SPLITS
               if p3 or split not in WINDOW_SPLITS}
     options = pipeline_options(beam_config or config.beam)
+    logging.getLogger("apache_beam").setLevel(logging.WARNING)  # its INFO lines per stage
     with beam.Pipeline(options=options) as pipeline:
         build_pipeline(pipeline, events_dir, folder, config, protocol, shards)
     return _finish(folder, _table_path(events_dir, "watches"), protocol)
+
+
+def in_local_order(examples: ExampleSet) -> ExampleSet:
+    """The rows in the local driver's order: users by id, each user's rows by position
+    (watches_before); (user_id, watches_before) is unique within every split."""
+    users, _ = pd.factorize(examples["user_id"], sort=True)
+    return examples.take(np.lexsort((examples["watches_before"], users)))
+
+
+def read_split(folder: str, split: str) -> ExampleSet:
+    """A split the Beam driver wrote into `folder`, materialised in the local driver's order."""
+    facts = read_facts(folder, split)
+    return in_local_order(read_example_set(facts.paths(folder), facts.spec))
 
 
 def _finish(folder: str, watches_source: str, protocol: EvaluationConfig | None
