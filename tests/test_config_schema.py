@@ -89,8 +89,10 @@ def test_the_resolved_config_reads_back_to_itself_with_every_default():
                 yield prefix + name
 
     def leaves(d, prefix=""):
+        # An empty mapping is a field's value (examples.beam.options), not a section.
         for k, v in d.items():
-            yield from leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [prefix + k]
+            yield from leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v \
+                else [prefix + k]
 
     assert list(leaves(data)) == list(keys(PipelineConfig))
     assert data["candidate_generation"]["tower"]["hidden_units"] == [128, 64]
