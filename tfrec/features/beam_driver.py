@@ -1,11 +1,12 @@
 """The Apache Beam driver of example building: the local driver's examples, as TFRecord shards.
 
-The pipeline reads the events stage's Parquet tables (watches, searches, users), keys every table
-by user and joins them (CoGroupByKey); per user it orders the watches (`tfrec.features.ordering`),
-gives them their roles (`tfrec.features.split`) and calls the same pure per-user function as the
-local driver (`tfrec.features.candidate_examples.user_examples`), then decodes that user's codes
-(`tfrec.features.local_driver.decode_user_columns`). What needs the whole data set comes from
-combiners, as side inputs or outputs:
+The pipeline reads the events stage's Parquet tables (watches, searches, users) in batches of rows,
+keys every row by user and joins the tables (CoGroupByKey), so each element holds all of one
+user's events. Batches of such whole users (BatchElements) then go through the local driver's own
+code: `order_watches`, `watch_roles` and `examples_of_users`, which calls the pure per-user
+`tfrec.features.candidate_examples.user_examples` for each user; a user's examples depend only on
+that user's events and the whole-data facts below, so how users are batched changes nothing.
+What needs the whole data set comes from combiners, as side inputs or outputs:
 
   P3 windows        the watch timestamps' counts per second -> `time_windows_of_counts` (the
                     local driver's quantiles, bit for bit)
@@ -41,22 +42,21 @@ from tfrec.config import EvaluationConfig, ExampleConfig
 from tfrec.config.schema import BeamConfig
 from tfrec.data.errors import DataError
 from tfrec.features.beam_options import pipeline_options
-from tfrec.features.candidate_examples import WINDOW_SPLITS, user_examples
+from tfrec.features.candidate_examples import WINDOW_SPLITS
 from tfrec.features.example_records import (SUFFIX, ShardFacts, encode_examples, max_example_age,
                                             read_example_set, read_facts, record_spec,
                                             write_facts)
 from tfrec.features.example_set import Column, ExampleSet
-from tfrec.features.local_driver import (SPLITS, check_held_out, decode_user_columns,
-                                         encode_searches)
-from tfrec.features.ordering import watch_order
+from tfrec.features.local_driver import SPLITS, check_held_out, examples_of_users
+from tfrec.features.ordering import order_watches
 from tfrec.features.split import (TEST, TRAIN, VALIDATION, TimeWindows, time_windows_of_counts,
                                   user_bounds, watch_roles)
-from tfrec.features.tower import registered_tower_features
 
 BEAM_FACTS = "beam_facts.json"
 TRAIN_WATCHES = "train_watches"
-# Per-user training-watch tables concatenated per Parquet write (row groups of many users).
-WATCH_BATCH = 2000
+# Users whose examples one call of the local driver's `examples_of_users` builds: per-call
+# costs (pandas, proto encoding set-up) are then paid per batch, not per user.
+USER_BATCH = 500
 # Rows of pending timestamp counts a combiner holds before merging them.
 COMPACT_ROWS = 1_000_000
 # Tables the pipeline joins by user; what `read_events` treats as optional may be missing.
@@ -84,15 +84,15 @@ class BeamExamples:
 
 
 @dataclasses.dataclass
-class UserWatches:
-    """One user's joined events: `watches` {column: [n]} in watch order, `roles` [n] int8,
-    `searches` DataFrame (user_id, timestamp, query) and `profile` {users column: value}."""
+class UserBatch:
+    """Whole users' joined events, a batch of them: `watches` DataFrame in `order_watches`
+    order (users contiguous), `roles` [n] int8 of its rows, `searches` DataFrame (user_id,
+    timestamp, query) and `users` DataFrame indexed by user_id."""
 
-    user_id: str
-    watches: dict[str, np.ndarray]
+    watches: pd.DataFrame
     roles: np.ndarray
     searches: pd.DataFrame
-    profile: dict[str, Any]
+    users: pd.DataFrame
 
 
 def user_chunks(table: pa.Table) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
@@ -222,58 +222,57 @@ class DistinctValues(beam.CombineFn):
         return {column: sorted(values) for column, values in acc.items()}
 
 
-def ordered_user(element: tuple[str, Mapping[str, list]], windows: TimeWindows | None
-                 ) -> Iterator[UserWatches]:
-    """A user's joined chunks -> UserWatches (watches in watch order with their roles); users
+def joined_user(element: tuple[str, Mapping[str, list]]
+                ) -> Iterator[tuple[dict[str, np.ndarray], list, dict[str, Any]]]:
+    """A user's joined chunks -> (watches {column: [n]}, search chunks, users row); users
     without watches give nothing."""
     user_id, tables = element
     if not tables["watches"]:
         return
-    watches = _concat(tables["watches"])
-    order = watch_order(watches["user_id"], watches["video_id"], watches["timestamp"])
-    watches = {name: values[order] for name, values in watches.items()}
-    watches["timestamp"] = watches["timestamp"].astype(np.int64)
-    roles = watch_roles(watches["user_id"], watches["timestamp"], windows)
-    searches = pd.DataFrame(_concat(tables["searches"])) if tables["searches"] else \
-        pd.DataFrame({"user_id": [], "timestamp": np.zeros(0, np.int64), "query": []})
     if not tables["users"]:
         raise DataError("users", f"user {user_id!r} has watches but no row in the users table")
     profile = {name: values[0] for name, values in tables["users"][0].items()}
-    yield UserWatches(user_id, watches, roles, searches, profile)
+    yield _concat(tables["watches"]), list(tables["searches"]), profile
 
 
-def last_training_time(user: UserWatches) -> Iterator[int]:
-    train = user.watches["timestamp"][user.roles == TRAIN]
+def user_batch(users: list[tuple[dict[str, np.ndarray], list, dict[str, Any]]],
+               windows: TimeWindows | None) -> UserBatch:
+    """Joined users -> a UserBatch: their watches in watch order with their roles."""
+    watches = order_watches(pd.DataFrame(_concat(u[0] for u in users)))
+    watches["timestamp"] = watches["timestamp"].astype(np.int64)
+    roles = watch_roles(watches["user_id"].to_numpy(), watches["timestamp"].to_numpy(), windows)
+    search_chunks = [chunk for u in users for chunk in u[1]]
+    searches = pd.DataFrame(_concat(search_chunks)) if search_chunks else \
+        pd.DataFrame({"user_id": [], "timestamp": np.zeros(0, np.int64), "query": []})
+    profiles = pd.DataFrame([u[2] for u in users]).set_index("user_id")
+    return UserBatch(watches, roles, searches, profiles)
+
+
+def last_training_time(batch: UserBatch) -> Iterator[int]:
+    train = batch.watches["timestamp"].to_numpy()[batch.roles == TRAIN]
     if len(train):
         yield int(train.max())
 
 
-def split_examples(user: UserWatches, end_of_training: int | None, config: ExampleConfig,
+def batch_examples(batch: UserBatch, end_of_training: int | None, config: ExampleConfig,
                    windows: TimeWindows | None) -> Iterator[tuple[str, dict[str, Column]]]:
-    """(split, the user's decoded example columns) for each split with rows (pure)."""
+    """(split, the batch's example columns) for each split with rows: the local driver's
+    `examples_of_users` on these users."""
     if end_of_training is None:  # no training watch anywhere: the driver reports it
         return
-    features = registered_tower_features()
-    codes, video_vocab = pd.factorize(user.watches["video_id"])
-    searches, token_vocab = encode_searches(user.searches)
-    other = {c: v for c, v in user.watches.items() if c not in ("user_id", "video_id",
-                                                                  "timestamp")}
-    parts = user_examples(user.user_id, codes.astype(np.int64), user.watches["timestamp"],
-                          user.roles, end_of_training, config, searches.get(user.user_id), other,
-                          features, windows)
-    profile = pd.DataFrame({name: [value] for name, value in user.profile.items()}
-                           ).set_index("user_id")
-    vocabularies = {"video_id": np.asarray(video_vocab, dtype=object),
-                    "search_token": token_vocab}
-    for split, columns in parts.items():
-        if len(columns["label"]):
-            yield split, decode_user_columns(columns, vocabularies, profile, features).columns
+    video_vocab = np.asarray(pd.unique(batch.watches["video_id"].to_numpy()), dtype=object)
+    sets = examples_of_users(batch.watches, batch.roles, batch.searches, batch.users,
+                             video_vocab, end_of_training, config, windows)
+    for split, examples in sets.items():
+        if len(examples):
+            yield split, examples.columns
 
 
-def training_watches(user: UserWatches, schema: pa.Schema) -> Iterator[pa.Table]:
-    train = user.roles == TRAIN
+def training_watches(batch: UserBatch, schema: pa.Schema) -> Iterator[pa.Table]:
+    train = batch.roles == TRAIN
     if train.any():
-        yield pa.table({name: user.watches[name][train] for name in schema.names}, schema=schema)
+        yield pa.Table.from_pandas(batch.watches.loc[train, schema.names], schema=schema,
+                                   preserve_index=False)
 
 
 class BySplit(beam.PartitionFn):
@@ -284,7 +283,7 @@ class BySplit(beam.PartitionFn):
         return SPLITS.index(element[0])
 
 
-def user_records(columns: Mapping[str, Column]) -> Iterator[bytes]:
+def records(columns: Mapping[str, Column]) -> Iterator[bytes]:
     return encode_examples(columns, record_spec(columns))
 
 
@@ -328,11 +327,14 @@ def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
     else:
         windows = beam.pvalue.AsSingleton(pipeline | "NoWindows" >> beam.Create([None]))
     users = (tables | "JoinByUser" >> beam.CoGroupByKey()
-             | "OrderAndRoles" >> beam.FlatMap(ordered_user, windows))
+             | "JoinedUsers" >> beam.FlatMap(joined_user)
+             | "BatchUsers" >> beam.BatchElements(min_batch_size=USER_BATCH,
+                                                  max_batch_size=USER_BATCH)
+             | "OrderAndRoles" >> beam.Map(user_batch, windows))
     end_of_training = beam.pvalue.AsSingleton(
         users | "LastTrainingTimes" >> beam.FlatMap(last_training_time)
         | "EndOfTraining" >> beam.CombineGlobally(lambda ts: max(ts, default=None)))
-    examples = users | "Examples" >> beam.FlatMap(split_examples, end_of_training, config,
+    examples = users | "Examples" >> beam.FlatMap(batch_examples, end_of_training, config,
                                                  windows)
     facts = (examples | "SplitFacts" >> beam.CombinePerKey(SplitFactsFn())
              | "FactsToDict" >> beam.Map(lambda kv: {"split": kv[0],
@@ -341,16 +343,13 @@ def build_pipeline(pipeline: beam.Pipeline, events_dir: str, folder: str,
     for split, part in zip(SPLITS, splits):
         if split not in num_shards:
             continue
-        (part | f"Records{split}" >> beam.FlatMap(lambda kv: user_records(kv[1]))
+        (part | f"Records{split}" >> beam.FlatMap(lambda kv: records(kv[1]))
          | f"Write{split}" >> beam.io.WriteToTFRecord(
              os.path.join(folder, split), file_name_suffix=SUFFIX, num_shards=num_shards[split],
              compression_type=CompressionTypes.GZIP))
     schema = pq.read_schema(_table_path(events_dir, "watches"))
     schema = pa.schema([schema.field(name) for name in schema.names])  # without pandas metadata
     (users | "TrainWatches" >> beam.FlatMap(training_watches, schema)
-     | "BatchWatches" >> beam.BatchElements(min_batch_size=WATCH_BATCH,
-                                            max_batch_size=WATCH_BATCH)
-     | "ConcatWatches" >> beam.Map(pa.concat_tables)
      | "WriteTrainWatches" >> beam.io.WriteToParquetBatched(
          os.path.join(folder, TRAIN_WATCHES), schema, num_shards=1, shard_name_template="",
          file_name_suffix=".parquet"))

@@ -106,7 +106,7 @@ def _decoded(column: Column, vocabulary: np.ndarray) -> Column:
 
 
 def decode_user_columns(columns: Mapping[str, Column], vocabularies: Mapping[str, np.ndarray],
-            users: pd.DataFrame, features: Sequence[TowerFeature]) -> ExampleSet:
+                        users: pd.DataFrame, features: Sequence[TowerFeature]) -> ExampleSet:
     """Codes -> string ids (by the vocabulary each column's feature names); then each feature's
     columns joined by user (demographics)."""
     codes = {name: "video_id" for name in VIDEO_CODE_COLUMNS}
@@ -159,47 +159,66 @@ def build_candidate_examples(events: EventTables, config: ExampleConfig | None =
     check_held_out(roles, windows, events.sources.get("watches", "watches"))
     train_mask = roles == TRAIN
     end_of_training = int(watches["timestamp"].to_numpy()[train_mask].max())
-    video_vocab = events.videos["video_id"].to_numpy(dtype=object)
+    sets = examples_of_users(watches, roles, events.searches, events.users.set_index("user_id"),
+                             events.videos["video_id"].to_numpy(dtype=object), end_of_training,
+                             config, windows, progress)
+    if len(sets["train"]) == 0:
+        raise DataError(events.sources.get("watches", "watches"),
+                        f"no training examples: no user has more than examples.min_history="
+                        f"{config.min_history} training watches")
+    return CandidateExamples(
+        train=sets["train"],
+        validation=sets["validation"],
+        test=sets["test"],
+        train_watches=watches.loc[train_mask].reset_index(drop=True),
+        end_of_training=end_of_training,
+        windows=windows,
+        window_queries=None if windows is None else {name: sets[name] for name in WINDOW_SPLITS},
+    )
+
+
+def examples_of_users(watches: pd.DataFrame, roles: np.ndarray, searches: pd.DataFrame,
+                      users: pd.DataFrame, video_vocab: np.ndarray, end_of_training: int,
+                      config: ExampleConfig, windows: TimeWindows | None = None,
+                      progress: Callable[[int, int], None] | None = None
+                      ) -> dict[str, ExampleSet]:
+    """The examples of whole users, by split: every user of the local driver, or one batch of
+    users of the Beam driver (`tfrec.features.beam_driver`); each user's by `user_examples`.
+
+    Args:
+      watches: [n] rows in `order_watches` order (users contiguous): user_id, video_id,
+        timestamp and the other watch columns; every watch of each of its users.
+      roles: [n] int8 role of each watch (`tfrec.features.split.watch_roles`).
+      searches: the searches table's rows of (at least) these users.
+      users: the users table indexed by user_id, holding (at least) these users.
+      video_vocab: [V] video ids holding every watched one (the integer codes' vocabulary).
+      end_of_training: int64 seconds, the end of the whole data set's training window.
+      windows: the P3 TimeWindows, or None.
+    Returns:
+      {split: ExampleSet} of "train" and of every held-out split some user has rows in
+      (`SPLITS`), the columns of every registered tower feature, users in their row order.
+    """
     codes = pd.Index(video_vocab).get_indexer(watches["video_id"])
     times = watches["timestamp"].to_numpy(np.int64)
     user_ids = watches["user_id"].to_numpy()
-    searches, token_vocab = encode_searches(events.searches)
+    user_searches, token_vocab = encode_searches(searches)
     features = registered_tower_features()
     # The watches' other columns (watch_time, ...), sliced per user like the ids and times.
     other_columns = {c: watches[c].to_numpy() for c in watches.columns
                      if c not in ("user_id", "video_id", "timestamp")}
-
     parts: dict[str, list[dict[str, Column]]] = {name: [] for name in SPLITS}
     starts, ends = user_bounds(user_ids)
     for i, (start, end) in enumerate(zip(starts, ends)):
         user = user_ids[start]
         user_parts = user_examples(user, codes[start:end], times[start:end], roles[start:end],
-                                   end_of_training, config, searches.get(user),
+                                   end_of_training, config, user_searches.get(user),
                                    {c: values[start:end] for c, values in other_columns.items()},
                                    features, windows)
         for name, columns in user_parts.items():
             parts[name].append(columns)
         if progress and (i % 1000 == 0 or i == len(starts) - 1):
             progress(i + 1, len(starts))
-
-    train_parts = parts["train"]
-    if sum(len(p["label"]) for p in train_parts) == 0:
-        raise DataError(events.sources.get("watches", "watches"),
-                        f"no training examples: no user has more than examples.min_history="
-                        f"{config.min_history} training watches")
-    users = events.users.set_index("user_id")
     vocabularies = {"video_id": video_vocab, "search_token": token_vocab}
-
-    def decode(split_parts: list[dict[str, Column]]) -> ExampleSet:
-        return decode_user_columns(ExampleSet.concat(split_parts).columns, vocabularies, users,
-                                   features)
-    return CandidateExamples(
-        train=decode(train_parts),
-        validation=decode(parts["validation"]),
-        test=decode(parts["test"]),
-        train_watches=watches.loc[train_mask].reset_index(drop=True),
-        end_of_training=end_of_training,
-        windows=windows,
-        window_queries=None if windows is None else {
-            name: decode(parts[name]) for name in WINDOW_SPLITS},
-    )
+    return {name: decode_user_columns(ExampleSet.concat(split_parts).columns, vocabularies,
+                                      users, features)
+            for name, split_parts in parts.items() if split_parts}

@@ -26,19 +26,8 @@ def order_watches(watches: pd.DataFrame) -> pd.DataFrame:
     Returns:
       A new DataFrame, each user's rows contiguous and in watch order.
     """
-    return watches.iloc[watch_order(watches["user_id"].to_numpy(), watches["video_id"].to_numpy(),
-                                    watches["timestamp"].to_numpy())].reset_index(drop=True)
-
-
-def watch_order(user_ids: np.ndarray, video_ids: np.ndarray, timestamps: np.ndarray
-                ) -> np.ndarray:
-    """[n] int64 permutation putting watches in (user_id, timestamp, tie-break key) order.
-
-    Args:
-      user_ids, video_ids: [n] raw ids; timestamps: [n] int64 seconds. One user's watches alone
-        (the Beam driver) get the same order as inside the whole table.
-    """
-    keys = tie_break_keys(user_ids, video_ids)
+    keys = tie_break_keys(watches["user_id"].to_numpy(), watches["video_id"].to_numpy())
     # Integer codes in sorted-id order: the same order as sorting the strings, much faster.
-    user_codes, _ = pd.factorize(user_ids, sort=True)
-    return np.lexsort((keys, timestamps, user_codes))
+    user_codes, _ = pd.factorize(watches["user_id"], sort=True)
+    order = np.lexsort((keys, watches["timestamp"].to_numpy(), user_codes))
+    return watches.iloc[order].reset_index(drop=True)
