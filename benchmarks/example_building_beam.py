@@ -100,12 +100,18 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--one", mode, events_dir,
                                   os.path.join(args.out, f"examples_{world}_{mode}")],
                                  capture_output=True, text=True, check=True)
-            figures = {"world": world, **json.loads(out.stdout.strip().splitlines()[-1])}
+            figures = {"world": world, **json.loads(out.stdout.strip().splitlines()[-1]),
+                       "load_average": [round(x, 2) for x in os.getloadavg()]}
             print(json.dumps(figures), flush=True)
             results.append(figures)
+    # Other worlds' runs of an earlier invocation stay (small and medium run separately).
     path = os.path.join(HERE, "results", "example_building_beam.json")
+    kept = []
+    if os.path.exists(path):
+        with open(path) as f:
+            kept = [r for r in json.load(f)["runs"] if r["world"] not in args.worlds]
     with open(path, "w") as f:
-        json.dump({"uptime_load": os.getloadavg(), "runs": results}, f, indent=1)
+        json.dump({"runs": kept + results}, f, indent=1)
     print(f"wrote {path}")
 
 
