@@ -1,14 +1,17 @@
 """Peak memory and speed of one training epoch streamed from shards, at n and 4n examples.
 
-Training examples are built by the local driver from the synthetic events of
-`benchmarks/example_building.py` (heavy-tailed watch counts; `--users` and 4x as many users), then
-written as TFRecord shards with their facts file (`tfrec.features.example_records.write_split`)
-and as Parquet. Each training run is its own process (so `ru_maxrss` is its own peak), one
-TensorFlow thread: it builds the model from the facts file (no example is loaded), trains one
-epoch, and reports its peak RSS and examples/s. The in-memory path (`EpochBatches` over the
-Parquet examples) runs on the same data for the speed and memory comparison.
+Training examples are built (in a process of their own) by the local driver from the synthetic
+events of `benchmarks/example_building.py` (heavy-tailed watch counts; `--users` and 4x as many
+users), then written as TFRecord shards with their facts file
+(`tfrec.features.example_records.write_split`) and as Parquet. Each training run is its own
+process (so `ru_maxrss` is its own peak), one TensorFlow thread: it builds the model from the
+facts file (no example is loaded), trains one epoch, and reports its peak RSS and examples/s.
+The in-memory path (`EpochBatches` over the Parquet examples) runs on the same data for the speed
+and memory comparison.
 
-Goal: streaming peak RSS at 4n within 10% of that at n.
+Goal: streaming peak RSS at 4n within 10% of that at n. This parent process stays small and does
+no work itself: on Linux a child's `ru_maxrss` starts from the parent's RSS at the fork (the high
+water mark survives exec), so a parent holding the examples would inflate every child's peak.
 
 Run: .venv/bin/python benchmarks/streaming_memory.py [--users 2000] [--shards 4] [--out DIR]
 """
@@ -40,6 +43,7 @@ def build(users: int, folder: str, shards: int) -> dict:
     from tfrec.config import ExampleConfig
     from tfrec.features.example_records import write_split
     from tfrec.features.local_driver import build_candidate_examples
+    from tfrec.tf_keras2 import tf  # noqa: F401  (imported now: not part of the timed writing)
     events = synthetic_events(users, videos=20_000, mean_watches=60)
     examples = build_candidate_examples(events, ExampleConfig())
     start = time.perf_counter()
@@ -95,26 +99,38 @@ def train_one_epoch(folder: str, mode: str) -> dict:
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def _run(*args: str) -> str:
+    """The last stdout line of this script run with `args` in a new process."""
+    out = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    if out.returncode:
+        raise RuntimeError(f"{args} failed:\n{out.stderr[-3000:]}")
+    return out.stdout.splitlines()[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=2000, help="users of the n-example run")
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--out", default=None, help="write streaming_memory.json there")
     parser.add_argument("--child", nargs=2, metavar=("FOLDER", "MODE"), help=argparse.SUPPRESS)
+    parser.add_argument("--build", nargs=2, metavar=("FOLDER", "USERS"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(train_one_epoch(*args.child)))
+        return
+    if args.build:
+        print(json.dumps(build(int(args.build[1]), args.build[0], args.shards)))
         return
     results: dict = {"batch_size": BATCH, "tower": TOWER, "softmax": SOFTMAX, "runs": []}
     with tempfile.TemporaryDirectory() as root:
         for scale in (1, 4):
             folder = os.path.join(root, f"x{scale}")
-            data = build(args.users * scale, folder, args.shards)
+            data = json.loads(_run("--build", folder, str(args.users * scale),
+                                   "--shards", str(args.shards)))
             print(f"{scale}n: {data}", flush=True)
             for mode in ("streaming", "memory"):
-                out = subprocess.run([sys.executable, __file__, "--child", folder, mode],
-                                     capture_output=True, text=True, check=True)
-                run = {"scale": f"{scale}n", **data, **json.loads(out.stdout.splitlines()[-1])}
+                run = {"scale": f"{scale}n", **data,
+                       **json.loads(_run("--child", folder, mode))}
                 print(f"  {run}", flush=True)
                 results["runs"].append(run)
     peak = {(r["scale"], r["mode"]): r["peak_rss_mib"] for r in results["runs"]}

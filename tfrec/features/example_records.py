@@ -112,7 +112,8 @@ def encode_examples(columns: Mapping[str, Column], spec: dict) -> Iterator[bytes
         for name, kind, flat, offsets in plan:
             entry: feature_pb2.Feature = feature[name]
             getattr(entry, kind).value.extend(flat[offsets[i]:offsets[i + 1]])
-        yield example.SerializeToString()
+        # deterministic: map entries in key order, so equal rows give equal bytes in any process.
+        yield example.SerializeToString(deterministic=True)
 
 
 def shard_name(split: str, index: int, num_shards: int) -> str:
