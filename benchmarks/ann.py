@@ -60,7 +60,8 @@ def measure(name, table, queries, tune_queries, k, out_dir, latency_queries):
     tf = require_keras2()
     from tfrec.serving.export import export_servable
     from tfrec.serving.retrieval import BruteForceRetrieval, ScannRetrieval
-    from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
+    from tfrec.evaluation.exact_scoring import exact_top_k
+    from tfrec.serving.scann_index import recall_against_exact, search, tune_scann
     ids = np.array([f"v{i}" for i in range(len(table))], dtype=object)
     result = {"videos": len(table), "queries": len(queries)}
 

@@ -58,6 +58,7 @@ def exports(tmp_path_factory):
     base = str(tmp_path_factory.mktemp("saved_models"))
     events_dir = str(tmp_path_factory.mktemp("events"))
     export_candidate_generation(model, base, padded_features(ex.validation, H, 64),
+                                padded_features(ex.test, H, 64),
                                 {"run": "test", "events_dir": events_dir}, k=K, **QUIET)
     write_events(_ranker(events, events.videos["video_id"].to_numpy(), base), events_dir)
     return base, events_dir

@@ -35,7 +35,8 @@ def world(tmp_path_factory):
     _, ex, _, cg = small_candidate_generator(watches, H)
     features = padded_features(ex.validation, H, 64)
     base = str(tmp_path_factory.mktemp("saved_models"))
-    paths = export_candidate_generation(cg, base, features, {"run": "test"}, k=K,
+    paths = export_candidate_generation(cg, base, features, padded_features(ex.test, H, 64),
+                                        {"run": "test"}, k=K,
                                         log=lambda *_: None)["paths"]
 
     events = simulated_world(n_users=60, pages_per_user=10)

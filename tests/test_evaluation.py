@@ -1,10 +1,21 @@
 import numpy as np
 import pytest
 
-from tfrec.evaluation.next_watch import evaluate_next_watch, expected_rank_metrics, target_ranks
+import pandas as pd
+
+from tfrec.evaluation.exact_scoring import Exclusions, target_ranks as chunked_target_ranks
+from tfrec.evaluation.next_watch import evaluate_next_watch, expected_rank_metrics
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ragged import Ragged
 from tfrec.models.popularity import Popularity
+
+
+def target_ranks(scores, targets, excluded):
+    """(greater, ties) of dense [Q, N] scores with a dense [Q, N] bool exclusion mask."""
+    rows, cols = np.nonzero(excluded)
+    exclusions = Exclusions(Ragged(cols, np.bincount(rows, minlength=len(scores))),
+                            pd.Index(np.arange(scores.shape[1])))
+    return chunked_target_ranks(lambda s, e: scores[s:e], targets, exclusions, scores.shape[1])
 
 
 def _queries(labels, exclusions):

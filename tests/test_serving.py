@@ -33,7 +33,8 @@ def exported(tmp_path_factory):
     _, ex, _, model = small_candidate_generator(watches, H)
     features = padded_features(ex.validation, H, 64)
     base = tmp_path_factory.mktemp("saved_models")
-    out = export_candidate_generation(model, str(base), features, {"run": "test"}, k=K,
+    out = export_candidate_generation(model, str(base), features,
+                                      padded_features(ex.test, H, 64), {"run": "test"}, k=K,
                                       log=lambda *_: None)
     return model, features, str(base), out
 
@@ -220,8 +221,8 @@ def test_export_killed_with_sigkill_while_saving_leaves_no_version(exported, tmp
 
 
 def test_scann_tuning_reaches_the_target_recall_with_a_real_tree():
-    from tfrec.serving.scann_index import (build_searcher, exact_top_k, recall_against_exact,
-                                           search, tune_scann)
+    from tfrec.evaluation.exact_scoring import exact_top_k
+    from tfrec.serving.scann_index import build_searcher, recall_against_exact, search, tune_scann
     rng = np.random.default_rng(0)
     centers = rng.normal(size=(200, 16))
     table = (centers[rng.integers(0, 200, 30_000)] + 0.5 * rng.normal(size=(30_000, 16))) * \

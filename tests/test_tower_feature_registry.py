@@ -167,6 +167,7 @@ def test_a_toy_feature_is_one_module_from_config_to_recommend(tmp_path, toy_feat
     base = str(tmp_path / "saved_models")
     out = export_candidate_generation(model, base,
                                       padded_features(ex.validation.take(np.arange(64)), 3, 64),
+                                      padded_features(ex.test.take(np.arange(64)), 3, 64),
                                       {"run": "toy", "events_dir": str(tmp_path / "events")},
                                       k=10, log=lambda *_: None)
     serve = tf.saved_model.load(out["paths"]["user_tower"]).signatures["serving_default"]

@@ -227,6 +227,12 @@ class EvaluationConfig(Section):
       p3_window_share: share of all watches in each P3 window when p3_window_days is null.
       compare_protocol: also train a generator (the same config, not exported) and evaluate it
         and popularity under this other protocol, so one report shows both; null: off.
+      validation_users: validation (every epoch, and the figures at the chosen epoch) is on the
+        queries of this many users, a fixed sample drawn with `seed` (all users when there are
+        no more than this; `tfrec.evaluation.sampling`).
+      test_users: the test figures are on a sample of this many users' queries, each figure
+        with its standard error; 0: every test query.
+      seed: seeds the validation and test user samples (and nothing else).
     """
 
     ks: Widths = Field((10, 50, 100), min_length=1)
@@ -234,6 +240,9 @@ class EvaluationConfig(Section):
     p3_window_days: float | None = Field(None, gt=0)
     p3_window_share: float = Field(0.05, gt=0, lt=0.5)
     compare_protocol: str | None = None
+    validation_users: int = Field(10_000, ge=1)
+    test_users: int = Field(0, ge=0)
+    seed: int = 0
 
     @model_validator(mode="after")
     def _compare_with_the_other_protocol(self) -> Self:
@@ -356,6 +365,10 @@ class ExportConfig(Section):
       saved_models_dir: export base folder (relative to the working directory).
       k: results per retrieval request.
       target_recall: ScaNN is tuned to this recall@k against exact search.
+      tuning_queries: ScaNN is tuned on at most this many validation queries (a seeded sample
+        of users, `evaluation.seed`).
+      recall_queries: its recall against exact search and both searchers' speed are measured
+        on at most this many test queries, which it was not tuned on.
       keep_versions: version sets kept in saved_models_dir (the newest; older ones are deleted).
     """
 
@@ -363,6 +376,8 @@ class ExportConfig(Section):
     saved_models_dir: str = "saved_models"
     k: int = Field(100, ge=1)
     target_recall: float = Field(0.95, gt=0, le=1)
+    tuning_queries: int = Field(10_000, ge=1)
+    recall_queries: int = Field(10_000, ge=1)
     keep_versions: int = Field(3, ge=1)
 
 

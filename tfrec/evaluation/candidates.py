@@ -1,6 +1,6 @@
 """Held-out evaluation of a candidate generator (or a baseline) on validation and test."""
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import pandas as pd
 from tfrec.data.simulator.world import World
 from tfrec.evaluation.bootstrap import paired_bootstrap
 from tfrec.evaluation.next_watch import evaluate_next_watch
+from tfrec.evaluation.sampling import QuerySample, standard_errors
 from tfrec.evaluation.true_affinity import recall_of_true_top_k
 from tfrec.features.example_set import ExampleSet
 
@@ -28,7 +29,8 @@ def evaluate_candidates(score: QueryScoreFn, examples: "CandidateExamples",
                         corpus_ids: npt.ArrayLike, ks: Sequence[int] = (10, 50, 100),
                         world: World | None = None, splits: Sequence[str] = SPLITS,
                         per_query: bool = False,
-                        videos: pd.DataFrame | None = None) -> Any:
+                        videos: pd.DataFrame | None = None,
+                        samples: Mapping[str, QuerySample] | None = None) -> Any:
     """Next-watch metrics per split; on a simulated world also recall of the true top-K, and
     where the videos' upload times are known the fresh slice and the age profile.
 
@@ -40,40 +42,46 @@ def evaluate_candidates(score: QueryScoreFn, examples: "CandidateExamples",
       videos: the videos table, or None (`tfrec.evaluation.freshness`: used when it has
         upload_timestamp).
       per_query: also return each split's per-query figures (`evaluate_next_watch`).
+      samples: {split: QuerySample} to evaluate a split on a user sample only
+        (`tfrec.evaluation.sampling`); a split without one is evaluated on all its queries.
     Returns:
       {split: {recall@k..., ndcg@10, map@100, [true_recall@k...], queries,
-      rewatch_targets_skipped, [fresh, age_profile]}}; with per_query, (that, {split:
-      per-query DataFrame}).
+      rewatch_targets_skipped, [fresh, age_profile], [sample, [standard_error]]}}: `sample`
+      describes a split's sample, and `standard_error` {figure: sd / sqrt(queries)} is there
+      when the sample leaves users out. With per_query, (that, {split: per-query DataFrame}),
+      whose `query` is always the row in the split's full query set.
     """
+    samples = samples or {}
+    chosen = {split: getattr(examples, split).take(samples[split].rows) if split in samples
+              else getattr(examples, split) for split in splits}
     result: dict[str, dict[str, Any]] = {}
     tables: dict[str, pd.DataFrame] = {}
-    for split in splits:
-        queries = getattr(examples, split)
+    truth_tables: dict[str, pd.DataFrame] = {}  # per-query true recall, for standard errors
+    for split, queries in chosen.items():
         result[split], tables[split] = evaluate_next_watch(
             functools.partial(score, queries), queries, corpus_ids, ks=ks, per_query=True)
     if world is not None:
-        for split, truth in true_recall(score, examples, corpus_ids, world, ks, splits).items():
+        for split, queries in chosen.items():
+            truth, truth_table = recall_of_true_top_k(
+                functools.partial(score, queries), queries, corpus_ids, world, ks=ks,
+                per_query=True)
             truth.pop("queries")
             result[split].update(truth)
+            truth_tables[split] = truth_table
     from tfrec.evaluation.freshness import has_upload_times, served_age_figures
     if videos is not None and has_upload_times(videos):
-        for split, figures in served_age_figures(score, examples, corpus_ids, videos, ks,
-                                                 splits).items():
+        for split, figures in served_age_figures(score, chosen, corpus_ids, videos, ks).items():
             result[split].update(figures)
+    for split, sample in samples.items():
+        result[split]["sample"] = sample.describe()
+        if not sample.is_all:
+            per_query_figures = [tables[split]] + ([truth_tables[split]]
+                                                   if split in truth_tables else [])
+            result[split]["standard_error"] = {
+                name: error for table in per_query_figures
+                for name, error in standard_errors(table).items()}
+        tables[split]["query"] = sample.rows[tables[split]["query"].to_numpy()]
     return (result, tables) if per_query else result
-
-
-def true_recall(score: QueryScoreFn, examples: "CandidateExamples", corpus_ids: npt.ArrayLike,
-                world: World, ks: Sequence[int] = (10, 50, 100), splits: Sequence[str] = SPLITS
-                ) -> dict[str, dict[str, float | int]]:
-    """{split: {true_recall@k..., queries, rewatch_targets_skipped}}: recall of the true top-K
-    by affinity per split, over the queries the next-watch metrics score."""
-    result = {}
-    for split in splits:
-        queries = getattr(examples, split)
-        result[split] = recall_of_true_top_k(functools.partial(score, queries), queries,
-                                             corpus_ids, world, ks=ks)
-    return result
 
 
 def compare_per_query(model: pd.DataFrame, baseline: pd.DataFrame,

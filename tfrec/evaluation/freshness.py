@@ -10,18 +10,16 @@ queries as the next-watch metrics (re-watch targets skipped):
                 whether a model recommends fresh videos as often as they are watched.
 """
 import functools
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from tfrec.evaluation.next_watch import ScoreFn, evaluate_next_watch, rewatch_targets, scored_chunks
+from tfrec.evaluation.exact_scoring import Exclusions, ScoreFn, top_k_chunks
+from tfrec.evaluation.next_watch import evaluate_next_watch, rewatch_targets
 from tfrec.features.example_set import ExampleSet
-
-if TYPE_CHECKING:  # the examples builder, imported for its type only
-    from tfrec.features.local_driver import CandidateExamples
 
 DAY = 86_400
 FRESH_DAYS = 7
@@ -75,12 +73,10 @@ def age_profile(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLik
     times = np.asarray(queries["timestamp"], np.float64)
     counts = np.zeros(len(edges) + 1)
     k = min(k, len(index))
-    for start, end, scores, excluded in scored_chunks(score_fn, queries, index):
+    exclusions = Exclusions(queries["exclusions"], index)
+    for start, end, top, _ in top_k_chunks(score_fn, len(times), len(index), k, exclusions):
         keep = scored[start:end]
-        scores = np.where(excluded, -np.inf, scores)[keep]
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if len(scores) else \
-            np.zeros((0, k), np.int64)
-        ages = times[start:end][keep][:, None] - uploaded[top]
+        ages = times[start:end][keep][:, None] - uploaded[top[keep]]
         counts += np.bincount(age_buckets(ages[np.isfinite(ages)], edges),
                               minlength=len(edges) + 1)
     target_age = times[scored] - upload_times_of(videos, queries["label"][scored])
@@ -92,17 +88,16 @@ def age_profile(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLik
 
 
 def served_age_figures(score: Callable[[ExampleSet, int, int], npt.ArrayLike],
-                       examples: "CandidateExamples",
-                       corpus_ids: npt.ArrayLike, videos: pd.DataFrame, ks: Sequence[int],
-                       splits: Sequence[str] = ("validation", "test")
+                       queries_by_split: Mapping[str, ExampleSet],
+                       corpus_ids: npt.ArrayLike, videos: pd.DataFrame, ks: Sequence[int]
                        ) -> dict[str, dict[str, Any]]:
     """{split: {"fresh": next-watch metrics on the fresh slice, "age_profile": ...}}.
 
     score: callable(queries, start, end) -> scores (as `evaluate_candidates` takes).
+    queries_by_split: {split: the query set evaluated}.
     """
     out: dict[str, dict[str, Any]] = {}
-    for split in splits:
-        queries = getattr(examples, split)
+    for split, queries in queries_by_split.items():
         fresh = queries.take(np.flatnonzero(fresh_targets(queries, videos)))
         out[split] = {
             "fresh": evaluate_next_watch(functools.partial(score, fresh), fresh, corpus_ids,

@@ -12,18 +12,16 @@ higher, the target's 0-based rank is taken as uniform on {g, ..., g + e}, and ev
 expectation under that uniform tie-break. A popularity baseline, with many equal counts, would
 otherwise be flattered or punished by whatever order the ties happen to be in.
 """
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tfrec.evaluation.exact_scoring import MAX_CELLS, Exclusions, ScoreFn, target_ranks
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.ragged import Ragged
-
-# callable(start, end) -> [end - start, N] scores of queries[start:end] against the corpus.
-ScoreFn = Callable[[int, int], npt.ArrayLike]
 
 DEFAULT_KS = (10, 50, 100)
 NDCG_K = 10
@@ -70,60 +68,8 @@ def rewatch_targets(queries: ExampleSet) -> np.ndarray:
     return np.bincount(rows[same], minlength=len(labels)) > 0
 
 
-def target_ranks(scores: np.ndarray, targets: np.ndarray, excluded: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(greater, ties) of each target among the non-excluded videos.
-
-    The target itself is ranked even where `excluded` marks it (evaluate_next_watch never
-    scores such a query; the building block stays total).
-
-    Args:
-      scores: [Q, N] float scores over the corpus.
-      targets: [Q] corpus index of each target.
-      excluded: [Q, N] bool, True for videos that may not be recommended.
-    """
-    rows = np.arange(len(targets))
-    excluded = excluded.copy()
-    excluded[rows, targets] = False
-    target_scores = scores[rows, targets][:, None]
-    eligible = ~excluded
-    greater = ((scores > target_scores) & eligible).sum(axis=1)
-    ties = ((scores == target_scores) & eligible).sum(axis=1) - 1
-    return greater, ties
-
-
-def scored_chunks(score_fn: ScoreFn, queries: ExampleSet, index: pd.Index,
-                  max_cells: int = 1 << 24
-                  ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-    """Yield (start, end, scores [end - start, N] float64, excluded [end - start, N] bool) over
-    `queries` in chunks of at most `max_cells` cells; `excluded` marks each query's exclusions.
-
-    Args:
-      score_fn: callable(start, end) -> scores of queries[start:end] against the corpus.
-      queries: ExampleSet with `exclusions` Ragged (video ids).
-      index: pandas Index of the N corpus ids.
-    """
-    exclusions: Ragged = queries["exclusions"]
-    excl_cols = index.get_indexer(exclusions.values)
-    excl_rows = np.repeat(np.arange(len(exclusions)), exclusions.lengths)
-    known = excl_cols >= 0
-    excl_cols, excl_rows = excl_cols[known], excl_rows[known]
-    n_items = len(index)
-    chunk = max(1, max_cells // max(n_items, 1))
-    for start in range(0, len(queries["label"]), chunk):
-        end = min(start + chunk, len(queries["label"]))
-        scores = np.asarray(score_fn(start, end), dtype=np.float64)
-        if scores.shape != (end - start, n_items):
-            raise ValueError(f"score_fn returned shape {scores.shape}, expected "
-                             f"{(end - start, n_items)}")
-        excluded = np.zeros_like(scores, dtype=bool)
-        sel = (excl_rows >= start) & (excl_rows < end)
-        excluded[excl_rows[sel] - start, excl_cols[sel]] = True
-        yield start, end, scores, excluded
-
-
 def evaluate_next_watch(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.ArrayLike,
-                        ks: Sequence[int] = DEFAULT_KS, max_cells: int = 1 << 24,
+                        ks: Sequence[int] = DEFAULT_KS, max_cells: int = MAX_CELLS,
                         per_query: bool = False) -> Any:
     """Mean P1 metrics of a scorer over held-out next-watch queries (re-watch targets skipped).
 
@@ -133,7 +79,8 @@ def evaluate_next_watch(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.
         its row numbers are those of `queries`.
       queries: ExampleSet with `label` [Q] and `exclusions` Ragged (video ids watched before).
       corpus_ids: [N] video ids, unique.
-      max_cells: bound on the size of one score chunk (rows x N), to bound memory.
+      max_cells: bound on the size of one float32 score chunk (rows x N), to bound memory
+        (`tfrec.evaluation.exact_scoring`, where the ranks are counted in TensorFlow).
       per_query: also return each scored query's figures.
     Returns:
       dict: recall@k..., ndcg@10, map@100 (means over the scored queries; NaN when none),
@@ -150,16 +97,13 @@ def evaluate_next_watch(score_fn: ScoreFn, queries: ExampleSet, corpus_ids: npt.
     if (targets < 0).any():
         missing = queries["label"][targets < 0][:5]
         raise ValueError(f"{int((targets < 0).sum())} target(s) not in the corpus, e.g. {missing}")
-    parts = [expected_rank_metrics(*target_ranks(scores, targets[start:end], excluded), ks)
-             for start, end, scores, excluded in scored_chunks(score_fn, queries, index,
-                                                               max_cells)]
-    names = expected_rank_metrics(np.zeros(0), np.zeros(0), ks)
+    figures = expected_rank_metrics(*target_ranks(
+        score_fn, targets, Exclusions(queries["exclusions"], index), len(index), max_cells), ks)
     scored = ~rewatch_targets(queries)
-    table = pd.DataFrame({"query": np.flatnonzero(scored).astype(np.int64), **{
-        name: np.concatenate([p[name] for p in parts] or [np.zeros(0)])[scored]
-        for name in names}})
+    table = pd.DataFrame({"query": np.flatnonzero(scored).astype(np.int64),
+                          **{name: values[scored] for name, values in figures.items()}})
     metrics = {name: float(table[name].mean()) if len(table) else float("nan")
-               for name in names}
+               for name in figures}
     metrics["queries"] = int(len(table))
     metrics["rewatch_targets_skipped"] = int(len(targets) - len(table))
     return (metrics, table) if per_query else metrics

@@ -255,7 +255,9 @@ def section_ann(metrics: Metrics, config: PipelineConfig, plots_dir: str) -> str
     figures = metrics.get("ann")
     if not figures:
         return None
-    rows = [("videos", figures["corpus"]), ("queries (validation users)", figures["queries"]),
+    rows = [("videos", figures["corpus"]),
+            ("ScaNN tuned on (validation queries)", figures.get("tuning_queries")),
+            ("measured on (test queries, not tuned on)", figures["queries"]),
             ("ScaNN recall@10 vs exact", figures["recall@10_vs_exact"]),
             (f"ScaNN recall@{figures['k']} vs exact",
              figures.get(f"recall@{figures['k']}_vs_exact")),

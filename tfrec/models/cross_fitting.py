@@ -54,14 +54,16 @@ def train_fold_generators(examples: "CandidateExamples", users: pd.DataFrame,
                           softmax: SoftmaxConfig,
                           training: TrainingConfig, epochs: int,
                           ks: Sequence[int] = (10, 50, 100),
-                          log: Callable[[str], object] = print, folds: int = FOLDS
+                          log: Callable[[str], object] = print, folds: int = FOLDS,
+                          validation_users: int | None = None, sample_seed: int = 0
                           ) -> list[tuple[Any, dict[str, Any]]]:
     """[(model, result)] one generator per fold, trained like the run's own for `epochs` epochs
     (the run's chosen epoch; each fold's own validation users still pick the best of them).
 
     Args:
       examples: the run's CandidateExamples; users, corpus_ids, tower, softmax, training: as for
-        `train_candidate_generation`.
+        `train_candidate_generation`; validation_users, sample_seed: each fold's validation
+        user sample, as there.
     """
     from tfrec.models.training import train_candidate_generation
     out = []
@@ -70,5 +72,6 @@ def train_fold_generators(examples: "CandidateExamples", users: pd.DataFrame,
         schedule = training.model_copy(update={"epochs": epochs, "patience": epochs})
         log(f"  fold {fold + 1}/{folds}: {len(part.train)} training examples, {epochs} epochs")
         out.append(train_candidate_generation(part, users, corpus_ids, tower, softmax, schedule,
-                                              ks=ks, log=log))
+                                              ks=ks, log=log, validation_users=validation_users,
+                                              sample_seed=sample_seed))
     return out

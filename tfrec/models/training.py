@@ -17,7 +17,9 @@ import numpy as np
 import pandas as pd
 
 from tfrec.config import SoftmaxConfig, TrainingConfig, UserTowerConfig
+from tfrec.evaluation.exact_scoring import ScoreFn, dot_product_scores
 from tfrec.evaluation.next_watch import COUNTS, evaluate_next_watch
+from tfrec.evaluation.sampling import sample_queries
 from tfrec.features.example_set import ExampleSet
 from tfrec.features.dataset import EpochBatches, padded_features
 from tfrec.features.example_records import label_counts, max_example_age, read_facts
@@ -138,18 +140,19 @@ def load_model(weights_path: str, tower: UserTowerConfig, softmax: SoftmaxConfig
 
 
 def query_scorer(model: CandidateGenerationModel, tower: UserTowerConfig
-                 ) -> Callable[[ExampleSet, int, int], np.ndarray]:
-    """score(queries, start, end) -> [end - start, N] exact scores over the model's corpus
-    (the user vectors of the latest query set are kept, so chunks do not recompute them)."""
+                 ) -> Callable[[ExampleSet, int, int], tf.Tensor]:
+    """score(queries, start, end) -> [end - start, N] exact float32 scores over the model's
+    corpus, in TensorFlow (the user vectors of the latest query set are kept, so chunks do not
+    recompute them)."""
     _, table = model.candidate_table()
-    cache: dict[int, np.ndarray] = {}
+    cache: dict[int, ScoreFn] = {}
 
-    def score(queries: ExampleSet, start: int, end: int) -> np.ndarray:
+    def score(queries: ExampleSet, start: int, end: int) -> tf.Tensor:
         if id(queries) not in cache:
             features = padded_features(queries, tower.max_history, tower.max_search_tokens)
             cache.clear()
-            cache[id(queries)] = model.query_vectors(features)
-        return cache[id(queries)][start:end] @ table.T
+            cache[id(queries)] = dot_product_scores(model.query_vectors(features), table)
+        return cache[id(queries)](start, end)
 
     return score
 
@@ -165,10 +168,9 @@ def evaluate_model(model: CandidateGenerationModel, queries: ExampleSet, tower: 
     """
     if features is None:
         features = padded_features(queries, tower.max_history, tower.max_search_tokens)
-    u = model.query_vectors(features)
     video_ids, table = model.candidate_table()
-    return evaluate_next_watch(lambda s, e: u[s:e] @ table.T, queries, video_ids, ks=ks,
-                               per_query=per_query)
+    return evaluate_next_watch(dot_product_scores(model.query_vectors(features), table),
+                               queries, video_ids, ks=ks, per_query=per_query)
 
 
 class TrainingState(tf.Module):
@@ -255,7 +257,8 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
                                ks: Sequence[int] = (10, 50, 100),
                                log: Callable[[str], object] = print,
                                checkpoint_dir: str | None = None,
-                               tensorboard_dir: str | None = None, progress: bool = False
+                               tensorboard_dir: str | None = None, progress: bool = False,
+                               validation_users: int | None = None, sample_seed: int = 0
                                ) -> tuple[CandidateGenerationModel, dict[str, Any]]:
     """Train, choosing the epoch on validation; returns (model, result dict).
 
@@ -266,6 +269,9 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
       checkpoint_dir: resume from / checkpoint into this folder every epoch (None: no checkpoints).
       tensorboard_dir: write per-epoch loss and validation metrics there (tf.summary).
       progress: draw a progress bar over each epoch's batches.
+      validation_users, sample_seed: validate (every epoch and at the chosen epoch) on the
+        queries of this many validation users, drawn by `sample_seed`
+        (`tfrec.evaluation.sampling`); None: on every validation query.
     """
     tf.keras.utils.set_random_seed(training.seed)
     batches = training_batches(examples, tower, training)
@@ -278,7 +284,11 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
     # that creates variables twice (seconds of tracing).
     optimizer.build(model.trainable_variables)
     model.compile(optimizer=optimizer)
-    validation = padded_features(examples.validation, tower.max_history, tower.max_search_tokens)
+    validation_sample = sample_queries(examples.validation, validation_users, sample_seed) \
+        if validation_users is not None else None
+    validation_queries = examples.validation if validation_sample is None \
+        else examples.validation.take(validation_sample.rows)
+    validation = padded_features(validation_queries, tower.max_history, tower.max_search_tokens)
     state = TrainingState(model)
     manager = None
     if checkpoint_dir:
@@ -301,7 +311,7 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
             fit = model.fit(batches.epoch(epoch), epochs=1, verbose=0,
                             callbacks=[guard, _BatchProgress(bar)] if progress else [guard])
         train_seconds = time.perf_counter() - start
-        val = evaluate_model(model, examples.validation, tower, ks, features=validation)
+        val = evaluate_model(model, validation_queries, tower, ks, features=validation)
         score = val[metric]
         history.append({"epoch": epoch, "loss": float(fit.history["loss"][-1]),
                         **{k: v for k, v in val.items() if k not in COUNTS},
@@ -338,7 +348,9 @@ def train_candidate_generation(examples: "CandidateExamples", users: pd.DataFram
         "loss": softmax.loss,
         "best_epoch": int(state.best_epoch.numpy()),
         "epochs_run": len(history),
-        "validation": evaluate_model(model, examples.validation, tower, ks, features=validation),
+        "validation": {**evaluate_model(model, validation_queries, tower, ks,
+                                        features=validation),
+                       **({"sample": validation_sample.describe()} if validation_sample else {})},
         "test": evaluate_model(model, examples.test, tower, ks),
         "train_examples_per_second": round(int(state.steps.numpy()) * training.batch_size /
                                            max(float(state.train_seconds.numpy()), 1e-9)),

@@ -9,6 +9,7 @@ from tfrec.config import PipelineConfig
 from tfrec.data.schema import EventTables
 from tfrec.evaluation.candidates import evaluate_candidates
 from tfrec.evaluation.next_watch import COUNTS
+from tfrec.evaluation.sampling import QuerySample, sample_queries
 from tfrec.features.local_driver import CandidateExamples
 from tfrec.models.popularity import Popularity
 from tfrec.pipeline.data_source import simulated_world
@@ -39,6 +40,18 @@ def write_per_query(ctx: StageContext, table: pd.DataFrame) -> None:
     os.replace(tmp, ctx.path(TEST_PER_QUERY))
 
 
+def evaluation_samples(examples: CandidateExamples, config: PipelineConfig
+                       ) -> dict[str, QuerySample]:
+    """{split: QuerySample}: the validation users (`evaluation.validation_users`) and, when
+    `evaluation.test_users` is set, the test users, drawn by `evaluation.seed`."""
+    evaluation = config.evaluation
+    samples = {"validation": sample_queries(examples.validation, evaluation.validation_users,
+                                            evaluation.seed)}
+    if evaluation.test_users:
+        samples["test"] = sample_queries(examples.test, evaluation.test_users, evaluation.seed)
+    return samples
+
+
 def popularity_figures(examples: CandidateExamples, events: EventTables,
                        config: PipelineConfig) -> tuple[dict, dict]:
     """({split: figures}, {split: per-query figures}) of popularity over the training watches."""
@@ -46,7 +59,8 @@ def popularity_figures(examples: CandidateExamples, events: EventTables,
     model = Popularity(corpus, examples.train_watches["video_id"].to_numpy())
     return evaluate_candidates(lambda queries, s, e: model.scores(e - s), examples, corpus,
                                evaluation_ks(config), simulated_world(config.data),
-                               per_query=True, videos=events.videos)
+                               per_query=True, videos=events.videos,
+                               samples=evaluation_samples(examples, config))
 
 
 def generator_figures(model: typing.Any, examples: CandidateExamples, events: EventTables,
@@ -59,6 +73,7 @@ def generator_figures(model: typing.Any, examples: CandidateExamples, events: Ev
     result, per_query = evaluate_candidates(
         query_scorer(model, config.candidate_generation.tower), examples,
         events.videos["video_id"].to_numpy(), evaluation_ks(config),
-        simulated_world(config.data), per_query=True, videos=events.videos)
+        simulated_world(config.data), per_query=True, videos=events.videos,
+        samples=evaluation_samples(examples, config))
     result["retrieval_vs_popularity"] = compare_per_query(per_query["test"], popularity_test)
     return result, per_query["test"]

@@ -17,7 +17,8 @@ from tfrec.serving.export import publish_servables, save_servable
 from tfrec.serving.request_checks import relaxed_signature
 from tfrec.serving.retrieval import (MAX_REQUEST_HISTORY, BruteForceRetrieval, ScannRetrieval,
                                      checked_user_request, query_vectors, request_signature)
-from tfrec.serving.scann_index import exact_top_k, recall_against_exact, search, tune_scann
+from tfrec.evaluation.exact_scoring import exact_top_k
+from tfrec.serving.scann_index import recall_against_exact, search, tune_scann
 
 NAMES = ("user_tower", "retrieval_brute_force", "retrieval_scann")
 
@@ -49,27 +50,34 @@ def _qps(fn: Callable[[dict[str, np.ndarray]], Any], batches: Sequence[dict[str,
 
 
 def save_candidate_generation(model: CandidateGenerationModel, out_dir: str,
-                              features: Mapping[str, np.ndarray], manifest: Mapping[str, Any],
-                              k: int = 100, target_recall: float = 0.95,
+                              features: Mapping[str, np.ndarray],
+                              held_out_features: Mapping[str, np.ndarray],
+                              manifest: Mapping[str, Any], k: int = 100,
+                              target_recall: float = 0.95,
                               log: Callable[[str], object] = print) -> dict[str, Any]:
-    """Tune ScaNN on the user vectors of `features`, save the three servables (not yet a
-    version: `tfrec.serving.version_sets.publish` makes them one).
+    """Tune ScaNN on the user vectors of `features`, measure it on `held_out_features`, save
+    the three servables (not yet a version: `tfrec.serving.version_sets.publish` makes them
+    one).
 
     Args:
       model: a trained CandidateGenerationModel.
       out_dir: parent folder of the servable folders <out_dir>/<name>.
       features: numpy feature dict of real queries (validation), for tuning and warmup.
+      held_out_features: feature dict of other real queries (test), which ScaNN is not tuned
+        on: its recall against exact search and both searchers' speed are measured on them.
       manifest: run facts for every manifest.json (run name, config, metrics...).
     Returns:
-      {"paths": {name: servable folder}, "ann": figures measured against exact search}.
+      {"paths": {name: servable folder}, "ann": figures measured against exact search, with
+      `tuning_queries` (tuned on) and `queries` (held out, measured on)}.
     """
     tower = model.user_tower
     with_bias = model.video_bias is not None
     video_ids, table = model.candidate_table()
     inputs = {name: features[name] for name in tower.input}
-    queries = model.query_vectors(features)
-    settings, tuning, searcher = tune_scann(table, queries, k=k, target_recall=target_recall,
-                                           log=log)
+    tuning_queries = model.query_vectors(features)
+    settings, tuning, searcher = tune_scann(table, tuning_queries, k=k,
+                                           target_recall=target_recall, log=log)
+    queries = model.query_vectors(held_out_features)
     exact10, approx10 = exact_top_k(queries, table, 10), search(searcher, queries, 10, settings)
     exact_k, approx_k = exact_top_k(queries, table, k), search(searcher, queries, k, settings)
 
@@ -79,9 +87,10 @@ def save_candidate_generation(model: CandidateGenerationModel, out_dir: str,
         "retrieval_scann": ScannRetrieval(tower, video_ids, searcher.serialize_to_module(), k,
                                           with_bias, search_kwargs=settings.search_kwargs()),
     }
-    batches = [{n: v[i:i + 256] for n, v in inputs.items()}
+    batches = [{n: np.asarray(held_out_features[n])[i:i + 256] for n in tower.input}
                for i in range(0, len(queries), 256)]
     ann = {"k": k, "corpus": int(len(video_ids)), "queries": int(len(queries)),
+           "tuning_queries": int(len(tuning_queries)), "measured_on": "test (not tuned on)",
            "scann_settings": tuning["settings"],
            "recall@10_vs_exact": recall_against_exact(approx10, exact10),
            f"recall@{k}_vs_exact": recall_against_exact(approx_k, exact_k),
@@ -106,6 +115,7 @@ def save_candidate_generation(model: CandidateGenerationModel, out_dir: str,
 
 def export_candidate_generation(model: CandidateGenerationModel, base_dir: str,
                                 features: Mapping[str, np.ndarray],
+                                held_out_features: Mapping[str, np.ndarray],
                                 manifest: Mapping[str, Any], k: int = 100,
                                 target_recall: float = 0.95, keep: int = 3,
                                 log: Callable[[str], object] = print) -> dict[str, Any]:
@@ -119,8 +129,8 @@ def export_candidate_generation(model: CandidateGenerationModel, base_dir: str,
     saved: dict[str, Any] = {}
 
     def save_all(staging: str) -> dict[str, str]:
-        saved.update(save_candidate_generation(model, staging, features, manifest, k,
-                                               target_recall, log))
+        saved.update(save_candidate_generation(model, staging, features, held_out_features,
+                                               manifest, k, target_recall, log))
         return saved["paths"]
 
     out = publish_servables(save_all, base_dir, keep=keep, run=manifest.get("run"), log=log,

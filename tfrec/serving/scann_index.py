@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
+from tfrec.evaluation.exact_scoring import exact_top_k
 from tfrec.tf_keras2 import tf
 
 BRUTE_FORCE_BELOW = 20_000
@@ -66,18 +66,6 @@ def build_searcher(table: np.ndarray, k: int, settings: ScannSettings) -> Any:
     if settings.max_reorder:
         builder = builder.reorder(settings.max_reorder)
     return builder.build()
-
-
-def exact_top_k(queries: np.ndarray, table: npt.ArrayLike, k: int, chunk: int = 1024
-                ) -> np.ndarray:
-    """[Q, k] exact top-k rows by dot product (TF matmul + top_k, in query chunks)."""
-    table_t = tf.constant(table, tf.float32)
-    out = []
-    for start in range(0, len(queries), chunk):
-        scores = tf.matmul(tf.constant(queries[start:start + chunk], tf.float32), table_t,
-                           transpose_b=True)
-        out.append(tf.math.top_k(scores, k=k).indices.numpy())
-    return np.concatenate(out)
 
 
 def per_query_recall(approx: np.ndarray, exact: np.ndarray) -> np.ndarray:

@@ -32,7 +32,8 @@ def run_candidate_generation(ctx: StageContext) -> dict[str, typing.Any]:
         examples, events.users, _corpus(ctx), cg.tower, cg.softmax, cg.training,
         ks=evaluation_ks(ctx.config), log=ctx.log, checkpoint_dir=checkpoints,
         tensorboard_dir=ctx.run_path("tensorboard", "candidate_generation"),
-        progress=ctx.progress)
+        progress=ctx.progress, validation_users=ctx.config.evaluation.validation_users,
+        sample_seed=ctx.config.evaluation.seed)
     figures, per_query = generator_figures(model, examples, events, ctx.config,
                                            ctx.inputs["popularity"])
     result.update(figures)  # validation and test at the chosen epoch, with truth and freshness
@@ -58,5 +59,5 @@ def load_candidate_generation(ctx: StageContext) -> typing.Any:
 STAGE = register_stage(Stage(
     "candidate_generation", run_candidate_generation, load_candidate_generation,
     depends_on=("events", "examples", "popularity"),
-    config_sections=("evaluation", "candidate_generation"), version=5, enabled=generator_enabled,
+    config_sections=("evaluation", "candidate_generation"), version=6, enabled=generator_enabled,
     rank=40))

@@ -24,7 +24,8 @@ def run_compare_protocol(ctx: StageContext) -> dict[str, typing.Any]:
     popularity, pop_rows = popularity_figures(examples, events, config)
     model, result = train_candidate_generation(
         examples, events.users, _corpus(ctx), cg.tower, cg.softmax, cg.training,
-        ks=evaluation_ks(config), log=ctx.log)
+        ks=evaluation_ks(config), log=ctx.log,
+        validation_users=config.evaluation.validation_users, sample_seed=config.evaluation.seed)
     figures, _ = generator_figures(model, examples, events, config, pop_rows["test"])
     result.update(figures)
     ctx.log(figures_log_line(result["test"]))
@@ -47,4 +48,4 @@ def compare_protocol_enabled(config: PipelineConfig) -> bool:
 STAGE = register_stage(Stage(
     "compare_protocol", run_compare_protocol, load_compare_protocol, depends_on=("events",),
     config_sections=("examples", "evaluation", "candidate_generation"),
-    enabled=compare_protocol_enabled, rank=50))
+    enabled=compare_protocol_enabled, version=2, rank=50))

@@ -19,7 +19,9 @@ def run_cross_fitting(ctx: StageContext) -> dict[str, typing.Any]:
     epochs = ctx.metrics["retrieval"]["best_epoch"]
     folds = train_fold_generators(examples, events.users, _corpus(ctx), cg.tower, cg.softmax,
                                   cg.training, epochs, ks=ctx.config.evaluation.ks, log=ctx.log,
-                                  folds=ctx.config.ranking.cross_fit_folds)
+                                  folds=ctx.config.ranking.cross_fit_folds,
+                                  validation_users=ctx.config.evaluation.validation_users,
+                                  sample_seed=ctx.config.evaluation.seed)
     for k, (model, _) in enumerate(folds):
         save_model(model, ctx.path(f"fold{k}", "model"), model_artifacts(
             fold_examples(examples, k, len(folds)), events.users, _corpus(ctx)))
@@ -47,4 +49,5 @@ def cross_fitting_enabled(config: PipelineConfig) -> bool:
 STAGE = register_stage(Stage(
     "cross_fitting", run_cross_fitting, load_cross_fitting,
     depends_on=("events", "examples", "candidate_generation"),
-    config_sections=("ranking.cross_fit_folds",), enabled=cross_fitting_enabled, rank=70))
+    config_sections=("ranking.cross_fit_folds",), enabled=cross_fitting_enabled, version=2,
+    rank=70))

@@ -25,4 +25,4 @@ def load_popularity(ctx: StageContext) -> pd.DataFrame:
 
 STAGE = register_stage(Stage("popularity", run_popularity, load_popularity,
                              depends_on=("events", "examples"), config_sections=("evaluation",),
-                             version=3, rank=30))
+                             version=4, rank=30))
