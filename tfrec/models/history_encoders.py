@@ -91,10 +91,15 @@ class CausalSelfAttentionEncoder(tf.keras.layers.Layer):
         older = tf.range(length)[None, :] >= tf.range(length)[:, None]  # [L, L]
         allowed = tf.logical_or(tf.logical_and(older[None], mask[:, None, :]),
                                 tf.eye(length, dtype=tf.bool)[None])
-        for block in self.layer_stack:
+        for b, block in enumerate(self.layer_stack):
             h = block["norm_attention"](x)
-            h = block["attention"](h, h, attention_mask=allowed, training=training)
-            x = (x + self._drop(block["drop_attention"], h, training)) * real
+            if b == self.blocks - 1:
+                # Only the newest position's output is used: the last block computes its row
+                # alone (the same numbers as the full block's first row, ~3x less work).
+                x, real, allowed = x[:, :1], real[:, :1], allowed[:, :1]
+            a = block["attention"](h[:, :tf.shape(x)[1]], h, attention_mask=allowed,
+                                   training=training)
+            x = (x + self._drop(block["drop_attention"], a, training)) * real
             h = block["ffn_out"](block["ffn_in"](block["norm_ffn"](x)))
             x = (x + self._drop(block["drop_ffn"], h, training)) * real
         return self.final_norm(x[:, 0]) * real[:, 0]
