@@ -266,6 +266,11 @@ class UserTowerConfig(Section):
       dropout: dropout after each hidden layer (training only).
       l2: L2 penalty on the tower's kernels and the input embeddings.
       max_history, max_search_tokens: input widths.
+      history_encoder: how the watch history becomes one vector: `mean` (the paper's masked
+        average) or `attention` (learned positions through causal self-attention blocks, the
+        newest position's output; `tfrec.models.history_encoders`).
+      attention_blocks, attention_heads, attention_dropout: the attention encoder's depth, heads
+        (embedding_dim must be a multiple of them) and dropout rate in training.
       example_age_scale: size of the example-age features [x, x^2] (x in [0, 1] over the
         training window) beside the embeddings (`tfrec.models.layers.ExampleAgeFeatures`).
       example_age_path: where example age enters: `first_layer` (the paper: beside the other
@@ -285,8 +290,20 @@ class UserTowerConfig(Section):
     l2: float = Field(0.0, ge=0)
     max_history: int = Field(50, gt=0)
     max_search_tokens: int = Field(64, gt=0)
+    history_encoder: Literal["mean", "attention"] = "mean"
+    attention_blocks: int = Field(1, gt=0)
+    attention_heads: int = Field(2, gt=0)
+    attention_dropout: float = Field(0.0, ge=0, lt=1)
     example_age_scale: float = Field(0.05, gt=0)
     example_age_path: Literal["first_layer", "output_shift"] = "first_layer"
+
+    @model_validator(mode="after")
+    def _attention_heads_divide_the_width(self) -> Self:
+        if self.history_encoder == "attention" and self.embedding_dim % self.attention_heads:
+            raise rule_error("attention_heads", f"must divide embedding_dim "
+                             f"({self.embedding_dim}) under history_encoder attention, got "
+                             f"{self.attention_heads}")
+        return self
 
 
 class SoftmaxConfig(Section):

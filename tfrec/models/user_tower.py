@@ -2,7 +2,8 @@
 
 Inputs (named, as the tf.data pipeline and the serving signature provide them) and their
 encodings are the configured tower features' (`tfrec.features.tower`, one module each), e.g.:
-  watch_history  [B, H] string video ids, "" padding -> embedding, masked average
+  watch_history  [B, H] string video ids, "" padding -> embedding, then masked average or
+                 causal self-attention (`tower.history_encoder`)
   search_tokens  [B, S] string tokens, "" padding   -> hashed embedding, masked average
   <demographic>  [B] string (e.g. age, gender)       -> StringLookup (OOV-safe) embedding
   example_age    [B] float32 seconds (0 at serving)  -> [age, age^2] scaled
@@ -50,7 +51,7 @@ def build_user_tower(config: UserTowerConfig, video_lookup: Any, video_embedding
         raise ValueError(f"unknown user features {sorted(unknown)}; choose from {choices}")
     reg = tf.keras.regularizers.l2(config.l2) if config.l2 else None
     context = TowerContext(video_lookup, video_embedding, demographic_vocabularies,
-                           max_example_age_seconds, reg)
+                           max_example_age_seconds, reg, seed=seed or 0)
     # Layers are created feature by feature in the features' order: initial weights depend on it.
     inputs: dict[str, Tensor] = {}
     parts: list[Tensor] = []

@@ -124,6 +124,7 @@ class TowerContext:
       demographic_vocabularies: {users column: values seen in training}.
       max_example_age_seconds: the largest training example age (s).
       regularizer: the L2 regularizer of the input embeddings, or None.
+      seed: the training seed, for the features' dropout masks.
     """
 
     video_lookup: Tensor
@@ -131,6 +132,7 @@ class TowerContext:
     demographic_vocabularies: Mapping[str, typing.Sequence[str]]
     max_example_age_seconds: float
     regularizer: Tensor = None
+    seed: int = 0
 
 
 @dataclasses.dataclass

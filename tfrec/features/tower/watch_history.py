@@ -4,8 +4,10 @@
                                  before the cut (`tfrec.features.history`, the one history rule)
   input           watch_history  [B, max_history] string, "" padding; watched ids (a request may
                                  carry the user's whole list; all of it is excluded)
-  encoding        the video embedding (the softmax table when shared), masked mean
-                  (`watch_history_mean`)
+  encoding        the video embedding (the softmax table when shared), then the encoder
+                  `tower.history_encoder` names: masked mean (`watch_history_mean`) or causal
+                  self-attention over learned positions (`watch_history_attention`;
+                  `tfrec.models.history_encoders`)
 """
 from __future__ import annotations
 
@@ -27,7 +29,8 @@ if typing.TYPE_CHECKING:
 
 @register_tower_feature("watch_history")
 class WatchHistory(TowerFeature):
-    """The watched videos before the cut, most recent first, averaged in embedding space."""
+    """The watched videos before the cut, most recent first, encoded in embedding space (by
+    default averaged)."""
 
     order = 10
     INPUTS = (TowerInput("watch_history", "string", width="max_history", watched=True),)
@@ -40,11 +43,11 @@ class WatchHistory(TowerFeature):
 
     def encode(self, inputs: Mapping[str, Tensor], tower: UserTowerConfig,
                context: TowerContext) -> Encoding:
-        from tfrec.models.layers import MaskedMean
+        from tfrec.models.history_encoders import encode_history
         tf = require_keras2()
         rows = context.video_lookup(inputs["watch_history"])
-        return Encoding([MaskedMean(name="watch_history_mean")(context.video_embedding(rows),
-                                                               tf.not_equal(rows, 0))])
+        return Encoding([encode_history(context.video_embedding(rows), tf.not_equal(rows, 0),
+                                        tower, seed=context.seed)])
 
     def request_value(self, tower_input: TowerInput, spec: RequestSpec,
                       user: ServingUser) -> np.ndarray:
